@@ -1,0 +1,841 @@
+//! The supervisor's decisions, as a plain synchronous state machine (spec §1).
+//!
+//! [`Core`] holds a static supervisor's children and restart budget and decides, rule by rule, what
+//! happens when a child exits, when a restart fails, when an API call arrives and when the supervisor
+//! stops. It never starts or stops anything itself and owns no clock: it answers each event with a
+//! [`Command`] for the shell to carry out, and the shell feeds each result back
+//! ([`Core::started`], [`Core::terminated`]) until the answer is [`Command::Done`]. Because an operation
+//! is driven one step at a time, every rule is a fast deterministic unit test, and the shell around it
+//! (the ractor actor in `supervisor`) stays a thin loop.
+//!
+//! The child list is kept in start order. An operation (a restart, a shutdown, an API call) is a queue
+//! of `Terminate`/`Start` steps over positions in that list; children removed while it runs are left
+//! as tombstones and swept when it finishes, so positions stay valid for its whole life.
+//!
+//! ```
+//! use std::time::Instant;
+//! use canopy::core::{Command, Core, Outcome};
+//! use canopy::{ChildSpec, ExitReason, Start, SupervisorSpec};
+//!
+//! let spec = SupervisorSpec::default()
+//!     .child(ChildSpec::new("a", |_sup| async { Ok(Start::Ignore) }));
+//! let mut core: Core<u64> = Core::new(&spec).unwrap();
+//!
+//! // Start-up: the core asks for child "a", the shell starts it as process 7.
+//! let Command::Start { spec } = core.init() else { unreachable!() };
+//! assert_eq!(spec.id(), "a");
+//! assert!(matches!(core.started(Ok(Some(7))), Command::Done(Outcome::Ready)));
+//!
+//! // Process 7 crashes: a permanent child under one_for_one is started again.
+//! let cmd = core.child_exited(&7, ExitReason::Error("boom".into()), Instant::now());
+//! assert!(matches!(cmd, Some(Command::Start { .. })));
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::{self, Debug};
+use std::hash::Hash;
+use std::time::Instant;
+
+use crate::exit::ExitReason;
+use crate::intensity::RestartWindow;
+use crate::spec::{
+    check_child_spec, AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, SpecError, Strategy,
+    SupervisorSpec,
+};
+
+/// What identifies a running child: a ractor `ActorCell` in the shell, a number in tests.
+pub trait Pid: Clone + Eq + Hash + Debug {}
+impl<T: Clone + Eq + Hash + Debug> Pid for T {}
+
+/// The reason a supervisor exits with when its restart budget is spent (a shutdown-class reason, so
+/// its own supervisor treats it exactly as OTP's `shutdown`).
+pub const REACHED_MAX_RESTART_INTENSITY: &str = "reached_max_restart_intensity";
+
+/// Where a child stands, as `which_children` shows it.
+///
+/// ```
+/// use canopy::core::ChildStatus;
+/// let s: ChildStatus<u64> = ChildStatus::Restarting;
+/// assert!(s.pid().is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildStatus<P> {
+    /// Running as this process.
+    Running(P),
+    /// Its restart failed; a retry is queued (OTP's `restarting`).
+    Restarting,
+    /// Not running: it ignored its start, exited without needing a restart, or was terminated through
+    /// the API (OTP's `undefined`).
+    Stopped,
+}
+
+impl<P> ChildStatus<P> {
+    /// The running process, if any.
+    pub fn pid(&self) -> Option<&P> {
+        match self {
+            ChildStatus::Running(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// One child as seen from outside: what `which_children` and `which_child` return.
+#[derive(Debug, Clone)]
+pub struct ChildInfo<P> {
+    /// The child's id.
+    pub id: String,
+    /// Running, restarting or stopped.
+    pub status: ChildStatus<P>,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+    /// The restart type.
+    pub restart: Restart,
+    /// How many times the supervisor restarted it (API restarts not included).
+    pub restarts: u32,
+    /// The reason of its last exit, if it has exited.
+    pub last_exit: Option<ExitReason>,
+}
+
+/// OTP's `count_children`.
+///
+/// ```
+/// let c = canopy::ChildCounts::default();
+/// assert_eq!((c.specs, c.active, c.supervisors, c.workers), (0, 0, 0, 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChildCounts {
+    /// Child specs held, running or not.
+    pub specs: usize,
+    /// Children running now.
+    pub active: usize,
+    /// Specs of kind supervisor.
+    pub supervisors: usize,
+    /// Specs of kind worker.
+    pub workers: usize,
+}
+
+/// Why a child management call was refused (spec §1.10).
+///
+/// ```
+/// let e: canopy::ChildError = canopy::ChildError::NotFound("db".into());
+/// assert_eq!(e.to_string(), "no child with id `db`");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildError<P> {
+    /// No child has this id.
+    NotFound(String),
+    /// The child is running; terminate it first.
+    Running(String),
+    /// The child is between a failed restart and its retry.
+    Restarting(String),
+    /// A spec with this id exists but is not running (`already_present`).
+    AlreadyPresent(String),
+    /// A child with this id, or the process the start function clashed with, is running
+    /// (`already_started`).
+    AlreadyStarted {
+        /// The child's id.
+        id: String,
+        /// The running process.
+        pid: P,
+    },
+    /// The start function failed; nothing was stored (`start_child`) or the spec stays stopped
+    /// (`restart_child`).
+    StartFailed {
+        /// The child's id.
+        id: String,
+        /// What the start function reported.
+        reason: String,
+    },
+    /// The spec given to `start_child` is invalid.
+    Spec(SpecError),
+    /// The supervisor is not running (OTP's `noproc`).
+    SupervisorDown,
+}
+
+impl<P: Debug> fmt::Display for ChildError<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChildError::NotFound(id) => write!(f, "no child with id `{id}`"),
+            ChildError::Running(id) => write!(f, "child `{id}` is running"),
+            ChildError::Restarting(id) => write!(f, "child `{id}` is restarting"),
+            ChildError::AlreadyPresent(id) => write!(f, "child `{id}` is already present"),
+            ChildError::AlreadyStarted { id, pid } => {
+                write!(f, "child `{id}` is already started as {pid:?}")
+            }
+            ChildError::StartFailed { id, reason } => {
+                write!(f, "child `{id}` failed to start: {reason}")
+            }
+            ChildError::Spec(e) => write!(f, "invalid child spec: {e}"),
+            ChildError::SupervisorDown => f.write_str("the supervisor is not running"),
+        }
+    }
+}
+
+impl<P: Debug> std::error::Error for ChildError<P> {}
+
+/// Why a start function did not produce a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartFailure<P> {
+    /// It failed, with this reason.
+    Error(String),
+    /// It clashed with a running process (a registered name taken outside the tree).
+    AlreadyStarted(P),
+}
+
+impl<P: Debug> fmt::Display for StartFailure<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartFailure::Error(reason) => f.write_str(reason),
+            StartFailure::AlreadyStarted(pid) => write!(f, "already started as {pid:?}"),
+        }
+    }
+}
+
+/// What the shell must do next.
+#[derive(Debug)]
+pub enum Command<P> {
+    /// Run this spec's start function and report with [`Core::started`].
+    Start {
+        /// The spec to start.
+        spec: ChildSpec,
+    },
+    /// Stop this process by its policy and report with [`Core::terminated`].
+    Terminate {
+        /// The child's id.
+        id: String,
+        /// The process to stop.
+        pid: P,
+        /// How to stop it.
+        shutdown: Shutdown,
+    },
+    /// The operation is over.
+    Done(Outcome<P>),
+}
+
+/// How an operation ended.
+#[derive(Debug)]
+pub enum Outcome<P> {
+    /// Start-up finished; every child that did not ignore its start is running.
+    Ready,
+    /// A child failed to start during start-up; the ones already started were terminated in reverse
+    /// order. The supervisor must fail its own start with this.
+    InitFailed {
+        /// The child that failed.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing more to do. `retry` names a child whose restart failed: the shell queues a retry behind
+    /// whatever is already waiting (spec §1.6) and calls [`Core::retry_due`] when it comes up.
+    Idle {
+        /// The child to retry, if a restart failed.
+        retry: Option<String>,
+    },
+    /// Every child is down; the supervisor must exit with this reason.
+    Exit(ExitReason),
+    /// The answer to a child management call.
+    Reply(Result<Option<P>, ChildError<P>>),
+}
+
+/// An OTP supervisor report (spec §1.11), for the shell to log once the operation is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Report {
+    /// A child exited by itself: every exit of a permanent child, the abnormal ones of the others.
+    ChildTerminated {
+        /// The child.
+        id: String,
+        /// Its exit reason.
+        reason: ExitReason,
+    },
+    /// A start function failed.
+    StartError {
+        /// The child.
+        id: String,
+        /// What it reported.
+        reason: String,
+    },
+    /// A child did not stop the way its policy expects (killed after its timeout, or an abnormal
+    /// reason).
+    ShutdownError {
+        /// The child.
+        id: String,
+        /// How it ended.
+        reason: ExitReason,
+    },
+    /// The restart budget is spent; the supervisor is shutting down.
+    ReachedMaxRestartIntensity {
+        /// The child whose restart was refused.
+        id: String,
+    },
+    /// A significant child's exit triggered auto-shutdown.
+    AutoShutdown {
+        /// The significant child.
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum State<P> {
+    Running(P),
+    Restarting,
+    Stopped,
+    /// Removed while an operation was running; swept when it ends.
+    Removed,
+}
+
+#[derive(Debug)]
+struct Child<P> {
+    spec: ChildSpec,
+    state: State<P>,
+    restarts: u32,
+    last_exit: Option<ExitReason>,
+}
+
+impl<P: Pid> Child<P> {
+    fn info(&self) -> ChildInfo<P> {
+        ChildInfo {
+            id: self.spec.id.clone(),
+            status: match &self.state {
+                State::Running(p) => ChildStatus::Running(p.clone()),
+                State::Restarting => ChildStatus::Restarting,
+                State::Stopped | State::Removed => ChildStatus::Stopped,
+            },
+            kind: self.spec.kind,
+            restart: self.spec.restart,
+            restarts: self.restarts,
+            last_exit: self.last_exit.clone(),
+        }
+    }
+
+    fn is_temporary(&self) -> bool {
+        self.spec.restart == Restart::Temporary
+    }
+
+    /// Stopped, or removed for good if temporary: what becomes of a child the supervisor took down
+    /// outside of its own shutdown.
+    fn stop_or_remove(&mut self) {
+        self.state = if self.is_temporary() {
+            State::Removed
+        } else {
+            State::Stopped
+        };
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Terminate(usize),
+    Start(usize),
+}
+
+#[derive(Debug)]
+enum OpKind {
+    Init,
+    InitAbort { id: String, reason: String },
+    Restart,
+    Shutdown(ExitReason),
+    ApiStart(usize),
+    ApiRestart(usize),
+    ApiTerminate,
+}
+
+#[derive(Debug)]
+struct Op {
+    kind: OpKind,
+    steps: VecDeque<Step>,
+    current: Option<Step>,
+}
+
+/// A static supervisor's state and decision logic. See the [module docs](self).
+#[derive(Debug)]
+pub struct Core<P> {
+    strategy: Strategy,
+    auto_shutdown: AutoShutdown,
+    window: RestartWindow,
+    children: Vec<Child<P>>,
+    pids: HashMap<P, usize>,
+    op: Option<Op>,
+    reports: Vec<Report>,
+}
+
+impl<P: Pid> Core<P> {
+    /// A core for this spec, with no child started yet. The spec is validated first.
+    pub fn new(spec: &SupervisorSpec) -> Result<Self, SpecError> {
+        spec.validate()?;
+        Ok(Core {
+            strategy: spec.strategy,
+            auto_shutdown: spec.auto_shutdown,
+            window: RestartWindow::new(spec.intensity, spec.period),
+            children: spec
+                .children
+                .iter()
+                .map(|spec| Child {
+                    spec: spec.clone(),
+                    state: State::Stopped,
+                    restarts: 0,
+                    last_exit: None,
+                })
+                .collect(),
+            pids: HashMap::with_capacity(spec.children.len()),
+            op: None,
+            reports: Vec::new(),
+        })
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Events
+
+    /// Start-up (§1.2): start every child one at a time, in list order.
+    pub fn init(&mut self) -> Command<P> {
+        let steps = (0..self.children.len()).map(Step::Start).collect();
+        self.begin(OpKind::Init, steps)
+    }
+
+    /// A child exited (§1.3). Returns `None` for an exit that is not about a current child: an
+    /// incarnation already replaced or terminated (OTP's unlink-and-flush), or a stranger.
+    pub fn child_exited(
+        &mut self,
+        pid: &P,
+        reason: ExitReason,
+        now: Instant,
+    ) -> Option<Command<P>> {
+        debug_assert!(self.op.is_none(), "events are handled between operations");
+        let idx = self.pids.remove(pid)?;
+        let child = &mut self.children[idx];
+        if !matches!(&child.state, State::Running(p) if p == pid) {
+            return None;
+        }
+        let abnormal = !reason.is_normal_class();
+        if child.spec.restart == Restart::Permanent || abnormal {
+            self.reports.push(Report::ChildTerminated {
+                id: child.spec.id.clone(),
+                reason: reason.clone(),
+            });
+        }
+        child.last_exit = Some(reason);
+        let restart = match child.spec.restart {
+            Restart::Permanent => true,
+            Restart::Transient => abnormal,
+            Restart::Temporary => false,
+        };
+        if restart {
+            child.state = State::Restarting;
+            return Some(self.restart(idx, now));
+        }
+        child.stop_or_remove();
+        let significant = child.spec.significant;
+        let id = child.spec.id.clone();
+        self.sweep();
+        if significant && self.auto_shutdown_due() {
+            self.reports.push(Report::AutoShutdown { id });
+            return Some(self.shutdown(ExitReason::Shutdown));
+        }
+        Some(Command::Done(Outcome::Idle { retry: None }))
+    }
+
+    /// The queued retry of a failed restart came up (§1.6). `None` if the child is no longer
+    /// restarting (terminated, deleted, or restarted by a sibling's restart in the meantime).
+    pub fn retry_due(&mut self, id: &str, now: Instant) -> Option<Command<P>> {
+        debug_assert!(self.op.is_none(), "events are handled between operations");
+        let idx = self.find(id)?;
+        if !matches!(self.children[idx].state, State::Restarting) {
+            return None;
+        }
+        Some(self.restart(idx, now))
+    }
+
+    /// Stop every running child in reverse start order, then exit with `reason` (§1.7). Any
+    /// operation in progress is abandoned.
+    pub fn shutdown(&mut self, reason: ExitReason) -> Command<P> {
+        let steps = self.terminate_steps(0, None);
+        self.op = None;
+        self.begin(OpKind::Shutdown(reason), steps)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The child management API (§1.10)
+
+    /// Adds a child as the last-started one and starts it.
+    pub fn start_child(&mut self, spec: ChildSpec) -> Command<P> {
+        if let Err(e) = check_child_spec(&spec, self.auto_shutdown) {
+            return reply(Err(ChildError::Spec(e)));
+        }
+        if let Some(idx) = self.find(&spec.id) {
+            return reply(Err(match &self.children[idx].state {
+                State::Running(pid) => ChildError::AlreadyStarted {
+                    id: spec.id,
+                    pid: pid.clone(),
+                },
+                _ => ChildError::AlreadyPresent(spec.id),
+            }));
+        }
+        let idx = self.children.len();
+        self.children.push(Child {
+            spec,
+            state: State::Stopped,
+            restarts: 0,
+            last_exit: None,
+        });
+        self.begin(OpKind::ApiStart(idx), VecDeque::from([Step::Start(idx)]))
+    }
+
+    /// Stops a child by its policy and keeps its spec (a temporary child's spec is dropped). A child
+    /// in a restart loop leaves it; a stopped child is already terminated.
+    pub fn terminate_child(&mut self, id: &str) -> Command<P> {
+        let Some(idx) = self.find(id) else {
+            return reply(Err(ChildError::NotFound(id.to_string())));
+        };
+        let child = &mut self.children[idx];
+        match child.state {
+            State::Running(_) => {
+                self.begin(OpKind::ApiTerminate, VecDeque::from([Step::Terminate(idx)]))
+            }
+            State::Restarting | State::Stopped => {
+                child.stop_or_remove();
+                self.sweep();
+                reply(Ok(None))
+            }
+            State::Removed => reply(Err(ChildError::NotFound(id.to_string()))),
+        }
+    }
+
+    /// Starts a stopped child again. Does not count against the restart budget.
+    pub fn restart_child(&mut self, id: &str) -> Command<P> {
+        let Some(idx) = self.find(id) else {
+            return reply(Err(ChildError::NotFound(id.to_string())));
+        };
+        match self.children[idx].state {
+            State::Stopped => {
+                self.begin(OpKind::ApiRestart(idx), VecDeque::from([Step::Start(idx)]))
+            }
+            State::Running(_) => reply(Err(ChildError::Running(id.to_string()))),
+            State::Restarting => reply(Err(ChildError::Restarting(id.to_string()))),
+            State::Removed => reply(Err(ChildError::NotFound(id.to_string()))),
+        }
+    }
+
+    /// Drops a stopped child's spec.
+    pub fn delete_child(&mut self, id: &str) -> Result<(), ChildError<P>> {
+        let idx = self
+            .find(id)
+            .ok_or_else(|| ChildError::NotFound(id.to_string()))?;
+        match self.children[idx].state {
+            State::Stopped => {
+                self.children[idx].state = State::Removed;
+                self.sweep();
+                Ok(())
+            }
+            State::Running(_) => Err(ChildError::Running(id.to_string())),
+            State::Restarting => Err(ChildError::Restarting(id.to_string())),
+            State::Removed => Err(ChildError::NotFound(id.to_string())),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Results fed back by the shell
+
+    /// The result of the last [`Command::Start`]: the new process, `None` for ignore, or the failure.
+    pub fn started(&mut self, result: Result<Option<P>, StartFailure<P>>) -> Command<P> {
+        let Some(Step::Start(idx)) = self.op.as_mut().and_then(|op| op.current.take()) else {
+            debug_assert!(false, "started() without a Start in progress");
+            return Command::Done(Outcome::Idle { retry: None });
+        };
+        let counts_as_restart = matches!(self.op_kind(), Some(OpKind::Restart));
+        let child = &mut self.children[idx];
+        match result {
+            Ok(Some(pid)) => {
+                if counts_as_restart {
+                    child.restarts += 1;
+                }
+                self.pids.insert(pid.clone(), idx);
+                child.state = State::Running(pid);
+                self.next()
+            }
+            Ok(None) => {
+                // `ignore`: the spec is kept with no process, except a temporary one's (§1.2, §1.5).
+                child.stop_or_remove();
+                self.next()
+            }
+            Err(failure) => self.start_failed(idx, failure),
+        }
+    }
+
+    /// The result of the last [`Command::Terminate`]: how the child ended, or `None` when it had
+    /// already exited by itself and its reason is still on its way.
+    pub fn terminated(&mut self, reason: Option<ExitReason>) -> Command<P> {
+        let Some(Step::Terminate(idx)) = self.op.as_mut().and_then(|op| op.current.take()) else {
+            debug_assert!(false, "terminated() without a Terminate in progress");
+            return Command::Done(Outcome::Idle { retry: None });
+        };
+        let child = &mut self.children[idx];
+        if let State::Running(pid) = &child.state {
+            self.pids.remove(pid);
+        }
+        if let Some(reason) = reason {
+            if !shutdown_went_as_planned(&child.spec, &reason) {
+                self.reports.push(Report::ShutdownError {
+                    id: child.spec.id.clone(),
+                    reason: reason.clone(),
+                });
+            }
+            child.last_exit = Some(reason);
+        }
+        // A temporary child the supervisor stopped is gone for good (§1.5 temporary_bystander).
+        child.stop_or_remove();
+        self.next()
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Queries
+
+    /// Every child, most recently started first (OTP's order).
+    pub fn which_children(&self) -> Vec<ChildInfo<P>> {
+        self.live().rev().map(Child::info).collect()
+    }
+
+    /// One child by id.
+    pub fn which_child(&self, id: &str) -> Option<ChildInfo<P>> {
+        self.find(id).map(|idx| self.children[idx].info())
+    }
+
+    /// OTP's `count_children`.
+    pub fn count_children(&self) -> ChildCounts {
+        let mut c = ChildCounts::default();
+        for child in self.live() {
+            c.specs += 1;
+            if matches!(child.state, State::Running(_)) {
+                c.active += 1;
+            }
+            match child.spec.kind {
+                ChildKind::Supervisor => c.supervisors += 1,
+                ChildKind::Worker => c.workers += 1,
+            }
+        }
+        c
+    }
+
+    /// A child's full spec, defaults filled in.
+    pub fn get_childspec(&self, id: &str) -> Option<ChildSpec> {
+        self.find(id).map(|idx| self.children[idx].spec.clone())
+    }
+
+    /// True while any child runs.
+    pub fn has_running_children(&self) -> bool {
+        !self.pids.is_empty()
+    }
+
+    /// The child id of a running process.
+    pub fn id_of(&self, pid: &P) -> Option<&str> {
+        self.pids
+            .get(pid)
+            .map(|&idx| self.children[idx].spec.id.as_str())
+    }
+
+    /// Takes the reports gathered since the last call, for logging off the decision path.
+    pub fn take_reports(&mut self) -> Vec<Report> {
+        std::mem::take(&mut self.reports)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Strategies (§1.4–§1.6)
+
+    /// Counts a restart of `idx` against the budget, then restarts by strategy.
+    fn restart(&mut self, idx: usize, now: Instant) -> Command<P> {
+        if !self.window.allow(now) {
+            let child = &mut self.children[idx];
+            self.reports.push(Report::ReachedMaxRestartIntensity {
+                id: child.spec.id.clone(),
+            });
+            child.stop_or_remove();
+            return self.shutdown(ExitReason::ShutdownWith(
+                REACHED_MAX_RESTART_INTENSITY.to_string(),
+            ));
+        }
+        let steps = match self.strategy {
+            Strategy::OneForOne => VecDeque::from([Step::Start(idx)]),
+            Strategy::OneForAll => self.cycle_steps(0, Some(idx)),
+            Strategy::RestForOne => self.cycle_steps(idx, Some(idx)),
+        };
+        self.begin(OpKind::Restart, steps)
+    }
+
+    /// Terminate the running children from `from` on in reverse start order (except `skip`, the one
+    /// that failed), then start every remaining child from `from` on in start order.
+    fn cycle_steps(&self, from: usize, skip: Option<usize>) -> VecDeque<Step> {
+        let mut steps = self.terminate_steps(from, skip);
+        steps.extend((from..self.children.len()).map(Step::Start));
+        steps
+    }
+
+    fn terminate_steps(&self, from: usize, skip: Option<usize>) -> VecDeque<Step> {
+        (from..self.children.len())
+            .rev()
+            .filter(|&i| Some(i) != skip)
+            .map(Step::Terminate)
+            .collect()
+    }
+
+    fn start_failed(&mut self, idx: usize, failure: StartFailure<P>) -> Command<P> {
+        let id = self.children[idx].spec.id.clone();
+        let reason = failure.to_string();
+        self.reports.push(Report::StartError {
+            id: id.clone(),
+            reason: reason.clone(),
+        });
+        let kind = self.op.take().map(|op| op.kind);
+        match kind {
+            Some(OpKind::Init) => {
+                // §1.2.6: undo the start-up in reverse order, then fail.
+                self.children[idx].state = State::Stopped;
+                let steps = self.terminate_steps(0, None);
+                self.begin(OpKind::InitAbort { id, reason }, steps)
+            }
+            Some(OpKind::ApiStart(_)) => {
+                self.children[idx].state = State::Removed;
+                self.sweep();
+                reply(Err(match failure {
+                    StartFailure::AlreadyStarted(pid) => ChildError::AlreadyStarted { id, pid },
+                    StartFailure::Error(reason) => ChildError::StartFailed { id, reason },
+                }))
+            }
+            Some(OpKind::ApiRestart(_)) => reply(Err(ChildError::StartFailed { id, reason })),
+            _ => {
+                // §1.6: mark it restarting and retry through the mailbox, so that anything already
+                // waiting (API calls, exits, a shutdown) is handled first.
+                self.children[idx].state = State::Restarting;
+                self.sweep();
+                Command::Done(Outcome::Idle { retry: Some(id) })
+            }
+        }
+    }
+
+    fn auto_shutdown_due(&self) -> bool {
+        match self.auto_shutdown {
+            AutoShutdown::Never => false,
+            AutoShutdown::AnySignificant => true,
+            AutoShutdown::AllSignificant => !self.live().any(|c| {
+                c.spec.significant && matches!(c.state, State::Running(_) | State::Restarting)
+            }),
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // Driving an operation
+
+    fn begin(&mut self, kind: OpKind, steps: VecDeque<Step>) -> Command<P> {
+        debug_assert!(self.op.is_none(), "one operation at a time");
+        self.op = Some(Op {
+            kind,
+            steps,
+            current: None,
+        });
+        self.next()
+    }
+
+    fn op_kind(&self) -> Option<&OpKind> {
+        self.op.as_ref().map(|op| &op.kind)
+    }
+
+    /// The next step that applies, or the end of the operation.
+    fn next(&mut self) -> Command<P> {
+        loop {
+            let Some(op) = self.op.as_mut() else {
+                return Command::Done(Outcome::Idle { retry: None });
+            };
+            let Some(step) = op.steps.pop_front() else {
+                return self.finish();
+            };
+            let child = &self.children[step_index(step)];
+            let command = match (step, &child.state) {
+                (Step::Terminate(_), State::Running(pid)) => Command::Terminate {
+                    id: child.spec.id.clone(),
+                    pid: pid.clone(),
+                    shutdown: child.spec.get_shutdown(),
+                },
+                (Step::Start(_), State::Stopped | State::Restarting) => Command::Start {
+                    spec: child.spec.clone(),
+                },
+                // Not running (nothing to stop), removed, or already running: skip.
+                _ => continue,
+            };
+            op.current = Some(step);
+            return command;
+        }
+    }
+
+    fn finish(&mut self) -> Command<P> {
+        let Some(op) = self.op.take() else {
+            return Command::Done(Outcome::Idle { retry: None });
+        };
+        let outcome = match op.kind {
+            OpKind::Init => Outcome::Ready,
+            OpKind::InitAbort { id, reason } => Outcome::InitFailed { id, reason },
+            OpKind::Restart => Outcome::Idle { retry: None },
+            OpKind::Shutdown(reason) => Outcome::Exit(reason),
+            OpKind::ApiStart(idx) | OpKind::ApiRestart(idx) => {
+                Outcome::Reply(Ok(match &self.children[idx].state {
+                    State::Running(pid) => Some(pid.clone()),
+                    _ => None,
+                }))
+            }
+            OpKind::ApiTerminate => Outcome::Reply(Ok(None)),
+        };
+        self.sweep();
+        Command::Done(outcome)
+    }
+
+    // ---------------------------------------------------------------------------------------------
+    // The child list
+
+    fn live(&self) -> impl DoubleEndedIterator<Item = &Child<P>> {
+        self.children
+            .iter()
+            .filter(|c| !matches!(c.state, State::Removed))
+    }
+
+    fn find(&self, id: &str) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|c| c.spec.id == id && !matches!(c.state, State::Removed))
+    }
+
+    /// Drops removed children once no operation holds positions into the list.
+    fn sweep(&mut self) {
+        if self.op.is_some()
+            || !self
+                .children
+                .iter()
+                .any(|c| matches!(c.state, State::Removed))
+        {
+            return;
+        }
+        self.children.retain(|c| !matches!(c.state, State::Removed));
+        self.pids.clear();
+        for (idx, child) in self.children.iter().enumerate() {
+            if let State::Running(pid) = &child.state {
+                self.pids.insert(pid.clone(), idx);
+            }
+        }
+    }
+}
+
+fn reply<P>(result: Result<Option<P>, ChildError<P>>) -> Command<P> {
+    Command::Done(Outcome::Reply(result))
+}
+
+fn step_index(step: Step) -> usize {
+    match step {
+        Step::Terminate(i) | Step::Start(i) => i,
+    }
+}
+
+/// OTP's `child_res`: `killed` is expected only from a brutal kill, `shutdown` always, `normal` and
+/// `{shutdown, _}` only from a child that is not permanent. Anything else is a `shutdown_error`.
+fn shutdown_went_as_planned(spec: &ChildSpec, reason: &ExitReason) -> bool {
+    match reason {
+        ExitReason::Killed => spec.get_shutdown() == Shutdown::BrutalKill,
+        ExitReason::Shutdown => true,
+        ExitReason::Normal | ExitReason::ShutdownWith(_) => spec.restart != Restart::Permanent,
+        ExitReason::Error(_) => false,
+    }
+}

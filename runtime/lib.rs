@@ -1,0 +1,88 @@
+//! # canopy: OTP-style supervision trees for Rust
+//!
+//! canopy puts [ractor] actors into supervision trees that behave the way Erlang/OTP's `supervisor`
+//! does: children start one at a time in order, a child that dies is restarted according to its
+//! restart type and its supervisor's strategy, a crash loop spends a restart budget and escalates to
+//! the supervisor above, and a tree is stopped from the root down, each supervisor stopping its
+//! children one after another in reverse start order, each within its own shutdown policy.
+//!
+//! ## A first tree
+//!
+//! ```
+//! use std::time::Duration;
+//! use canopy::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorSpec};
+//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//!
+//! #[derive(Clone)]
+//! struct Worker;
+//!
+//! impl Actor for Worker {
+//!     type Msg = ();
+//!     type State = ();
+//!     type Arguments = ();
+//!     async fn pre_start(&self, _me: ActorRef<()>, _args: ()) -> Result<(), ActorProcessingErr> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let tree = SupervisorSpec::new(Strategy::OneForOne)
+//!     .restart_intensity(3, Duration::from_secs(5))
+//!     .child(ChildSpec::actor("db", Worker, ()))
+//!     .child(ChildSpec::supervisor(
+//!         "web",
+//!         SupervisorSpec::new(Strategy::RestForOne)
+//!             .child(ChildSpec::actor("listener", Worker, ()))
+//!             .child(ChildSpec::actor("sessions", Worker, ()).restart(Restart::Transient)),
+//!     ))
+//!     .child(ChildSpec::actor("metrics", Worker, ()).shutdown(Shutdown::BrutalKill));
+//!
+//! // Returns once db, web (with listener and sessions) and metrics have all run their pre_start.
+//! let root = Supervisor::start(tree).await?;
+//! assert_eq!(root.count_children().await?.active, 3);
+//!
+//! // Stops metrics, then web (sessions, then listener), then db.
+//! root.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## The pieces
+//!
+//! - [`spec`]: [`ChildSpec`] and [`SupervisorSpec`], their defaults and their validation.
+//! - [`exit`]: [`ExitReason`], the typed exit reason, and how it classifies (normal or not).
+//! - [`intensity`]: the restart window (an exact sliding window, not OTP's whole seconds).
+//! - [`core`]: every supervision decision as a pure state machine, with no runtime.
+//! - [`supervisor`]: the ractor actor that carries the decisions out, and [`SupervisorRef`], the
+//!   child management API.
+//! - [`shutdown`]: how one child is stopped under each [`Shutdown`] policy.
+//!
+//! ## Where canopy differs from OTP on purpose
+//!
+//! - The restart window is exact on the monotonic clock; defaults are Elixir's 3 restarts in 5 s.
+//! - A supervisor that reaches its restart intensity exits with
+//!   `ShutdownWith("reached_max_restart_intensity")`, which every rule treats exactly like OTP's
+//!   `shutdown` while telling the two causes apart in logs.
+//! - `Shutdown::Drain(d)` lets a child handle what is already in its mailbox before it stops.
+//! - Reports (`child_terminated`, `start_error`, `shutdown_error`, `reached_max_restart_intensity`)
+//!   are `tracing` events under the `canopy::supervisor` target, emitted after the restart they
+//!   describe is done.
+
+#![warn(missing_docs)]
+
+pub mod core;
+pub mod exit;
+pub mod intensity;
+pub mod shutdown;
+pub mod spec;
+pub mod supervisor;
+
+pub use crate::core::ChildCounts;
+pub use crate::core::ChildStatus;
+pub use crate::exit::{ExitReason, StopWith};
+pub use crate::spec::{
+    check_child_specs, AutoShutdown, BoxError, ChildKind, ChildSpec, Restart, Shutdown, SpecError,
+    Start, StartInfo, Strategy, SupervisorSpec,
+};
+pub use crate::supervisor::{
+    ChildError, ChildInfo, StartError, StartedChild, Supervisor, SupervisorRef,
+};

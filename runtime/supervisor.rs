@@ -1,0 +1,652 @@
+//! The static supervisor actor: the ractor shell around [`core`](crate::core).
+//!
+//! The actor turns ractor's supervision events and API messages into core events and carries out the
+//! core's commands: it runs start functions (children are linked to it), stops children by their
+//! policy ([`shutdown::terminate`](crate::shutdown::terminate)), queues retries through its own mailbox
+//! and exits when the core says so. All decisions are the core's.
+//!
+//! - **Start** is synchronous: [`Supervisor::start`] returns once every child's `pre_start` is done, in
+//!   spec order. If one fails, the ones already started are stopped in reverse order and the start
+//!   fails with [`StartError::ChildFailed`] naming the child.
+//! - **Stop**: stopping the supervisor (ractor `stop`, or its own supervisor terminating it) stops its
+//!   children one at a time in reverse start order, each by its policy, before the supervisor itself
+//!   finishes; ractor's own teardown, which kills linked children in no order, never sees a live child.
+//! - **Kill** skips all of that: the whole subtree is killed.
+//!
+//! ```
+//! use canopy::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
+//! # #[derive(Clone)] struct Worker;
+//! # impl ractor::Actor for Worker {
+//! #     type Msg = (); type State = (); type Arguments = ();
+//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! # }
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sup = Supervisor::start(
+//!     SupervisorSpec::new(Strategy::OneForOne)
+//!         .child(ChildSpec::actor("a", Worker, ()))
+//!         .child(ChildSpec::actor("b", Worker, ())),
+//! )
+//! .await?;
+//! let children = sup.which_children().await?;
+//! assert_eq!(children[0].id, "b"); // most recently started first, as in OTP
+//! sup.shutdown().await;             // stops b, then a
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::FutureExt;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr,
+    SupervisionEvent,
+};
+
+use crate::core::{self, ChildCounts, Command, Core, Outcome, Report, StartFailure};
+use crate::exit::ExitReason;
+use crate::shutdown;
+use crate::spec::{panic_text, BoxError, ChildSpec, SpecError, Start, StartInfo, SupervisorSpec};
+
+/// A child management error, with running processes given as their cells.
+pub type ChildError = core::ChildError<ActorCell>;
+/// A child as `which_children` reports it.
+pub type ChildInfo = core::ChildInfo<ActorCell>;
+
+/// What a successful `start_child` or `restart_child` gives back.
+///
+/// ```
+/// # async fn demo(sup: canopy::SupervisorRef, spec: canopy::ChildSpec) -> Result<(), canopy::ChildError> {
+/// let started = sup.start_child(spec).await?;
+/// match started.cell {
+///     Some(cell) => println!("running as {:?}", cell.get_id()),
+///     None => println!("the child ignored its start"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct StartedChild {
+    /// The child's cell, or `None` when its start function returned [`Start::Ignore`].
+    pub cell: Option<ActorCell>,
+    /// What the start function attached with [`Start::with_info`].
+    pub info: Option<StartInfo>,
+}
+
+impl StartedChild {
+    /// The attached information, if it is a `T`.
+    ///
+    /// ```
+    /// # fn demo(started: canopy::StartedChild) {
+    /// let port: Option<&u16> = started.info_as::<u16>();
+    /// # }
+    /// ```
+    pub fn info_as<T: 'static>(&self) -> Option<&T> {
+        self.info.as_ref().and_then(|i| i.downcast_ref::<T>())
+    }
+}
+
+/// Why a supervisor did not start.
+///
+/// ```
+/// let e = canopy::StartError::ChildFailed { id: "db".into(), reason: "refused".into() };
+/// assert_eq!(e.to_string(), "failed to start child `db`: refused");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// The spec is invalid; no child was started.
+    Spec(SpecError),
+    /// A child failed to start; the ones started before it were stopped in reverse order
+    /// (OTP's `{shutdown, {failed_to_start_child, Id, Reason}}`).
+    ChildFailed {
+        /// The child that failed.
+        id: String,
+        /// What its start function reported.
+        reason: String,
+    },
+    /// The init function given to [`Supervisor::start_with`] failed or panicked.
+    Init(String),
+    /// ractor refused to spawn the supervisor (for example, its name is taken).
+    Spawn(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Spec(e) => write!(f, "invalid supervisor spec: {e}"),
+            StartError::ChildFailed { id, reason } => {
+                write!(f, "failed to start child `{id}`: {reason}")
+            }
+            StartError::Init(reason) => write!(f, "supervisor init failed: {reason}"),
+            StartError::Spawn(reason) => write!(f, "could not spawn the supervisor: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// An init function: decides the supervisor's spec when it starts (and at every restart when it is a
+/// child). `Ok(None)` is OTP's `ignore`: the supervisor does not start.
+pub type InitFn = Arc<dyn Fn() -> Result<Option<SupervisorSpec>, BoxError> + Send + Sync>;
+
+/// The static supervisor actor. Start it with [`Supervisor::start`]; talk to it through the
+/// [`SupervisorRef`] it returns.
+pub struct Supervisor;
+
+/// The supervisor's mailbox. Opaque: use [`SupervisorRef`].
+pub struct SupervisorMsg(Request);
+
+enum Request {
+    StartChild(ChildSpec, RpcReplyPort<Result<StartedChild, ChildError>>),
+    TerminateChild(String, RpcReplyPort<Result<(), ChildError>>),
+    RestartChild(String, RpcReplyPort<Result<StartedChild, ChildError>>),
+    DeleteChild(String, RpcReplyPort<Result<(), ChildError>>),
+    WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
+    WhichChild(String, RpcReplyPort<Option<ChildInfo>>),
+    CountChildren(RpcReplyPort<ChildCounts>),
+    GetChildSpec(String, RpcReplyPort<Option<ChildSpec>>),
+    /// OTP's `try_again_restart`.
+    Retry(String),
+}
+
+#[doc(hidden)]
+pub enum SupervisorInit {
+    Spec(SupervisorSpec),
+    With(InitFn),
+}
+
+#[doc(hidden)]
+pub struct SupervisorState {
+    core: Core<ActorCell>,
+    /// Info attached by the last start function, for the API reply.
+    last_info: Option<StartInfo>,
+}
+
+/// The marker a supervisor's `pre_start` fails with when its init function said "ignore".
+#[derive(Debug)]
+struct Ignored;
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ignored")
+    }
+}
+impl std::error::Error for Ignored {}
+
+impl Supervisor {
+    /// Starts an unlinked (top-level) supervisor and its children, in order.
+    pub async fn start(spec: SupervisorSpec) -> Result<SupervisorRef, StartError> {
+        spawn(SupervisorInit::Spec(spec), None)
+            .await?
+            .ok_or_else(|| StartError::Init("ignored".into()))
+    }
+
+    /// Starts a supervisor linked to `parent` (a supervisor's start function does this).
+    pub async fn start_linked(
+        spec: SupervisorSpec,
+        parent: ActorCell,
+    ) -> Result<SupervisorRef, StartError> {
+        spawn(SupervisorInit::Spec(spec), Some(parent))
+            .await?
+            .ok_or_else(|| StartError::Init("ignored".into()))
+    }
+
+    /// Starts a supervisor whose spec comes from `init`, run inside the supervisor as it starts.
+    /// `Ok(None)` from `init` means "ignore" (OTP's `init` returning `ignore`): nothing starts and
+    /// this returns `Ok(None)`. An error or a panic in `init` is [`StartError::Init`].
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let sup = canopy::Supervisor::start_with(None, || Ok(None)).await.unwrap();
+    /// assert!(sup.is_none());
+    /// # }
+    /// ```
+    pub async fn start_with<F>(
+        parent: Option<ActorCell>,
+        init: F,
+    ) -> Result<Option<SupervisorRef>, StartError>
+    where
+        F: Fn() -> Result<Option<SupervisorSpec>, BoxError> + Send + Sync + 'static,
+    {
+        spawn(SupervisorInit::With(Arc::new(init)), parent).await
+    }
+}
+
+impl ChildSpec {
+    /// A child supervisor whose spec comes from `init` at every (re)start; `Ok(None)` means the
+    /// child ignores its start.
+    ///
+    /// ```
+    /// use canopy::{ChildSpec, SupervisorSpec};
+    /// let child = ChildSpec::supervisor_with("pool", || Ok(Some(SupervisorSpec::default())));
+    /// assert_eq!(child.get_kind(), canopy::ChildKind::Supervisor);
+    /// ```
+    pub fn supervisor_with<F>(id: impl Into<String>, init: F) -> Self
+    where
+        F: Fn() -> Result<Option<SupervisorSpec>, BoxError> + Send + Sync + 'static,
+    {
+        let init: InitFn = Arc::new(init);
+        ChildSpec::new(id, move |sup| {
+            let init = init.clone();
+            async move {
+                Ok(match spawn(SupervisorInit::With(init), Some(sup)).await? {
+                    Some(child) => Start::from(child.cell()),
+                    None => Start::Ignore,
+                })
+            }
+        })
+        .kind(crate::ChildKind::Supervisor)
+    }
+}
+
+async fn spawn(
+    init: SupervisorInit,
+    parent: Option<ActorCell>,
+) -> Result<Option<SupervisorRef>, StartError> {
+    let spawned = match parent {
+        Some(parent) => Actor::spawn_linked(None, Supervisor, init, parent).await,
+        None => Actor::spawn(None, Supervisor, init).await,
+    };
+    match spawned {
+        Ok((actor, _)) => Ok(Some(SupervisorRef { actor })),
+        Err(SpawnErr::StartupFailed(err)) => {
+            if err.is::<Ignored>() {
+                return Ok(None);
+            }
+            match err.downcast::<StartError>() {
+                Ok(e) => Err(*e),
+                Err(other) => Err(StartError::Init(other.to_string())),
+            }
+        }
+        Err(other) => Err(StartError::Spawn(other.to_string())),
+    }
+}
+
+impl Actor for Supervisor {
+    type Msg = SupervisorMsg;
+    type State = SupervisorState;
+    type Arguments = SupervisorInit;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        init: SupervisorInit,
+    ) -> Result<SupervisorState, ActorProcessingErr> {
+        let spec = match init {
+            SupervisorInit::Spec(spec) => spec,
+            SupervisorInit::With(init) => {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())) {
+                    Ok(Ok(Some(spec))) => spec,
+                    Ok(Ok(None)) => return Err(Box::new(Ignored)),
+                    Ok(Err(e)) => return Err(Box::new(StartError::Init(e.to_string()))),
+                    Err(panic) => {
+                        return Err(Box::new(StartError::Init(format!(
+                            "init panicked: {}",
+                            panic_text(&panic)
+                        ))))
+                    }
+                }
+            }
+        };
+        let core = Core::new(&spec).map_err(|e| Box::new(StartError::Spec(e)))?;
+        let mut state = SupervisorState {
+            core,
+            last_info: None,
+        };
+        let first = state.core.init();
+        match drive(&myself, &mut state, first).await {
+            Outcome::Ready => Ok(state),
+            Outcome::InitFailed { id, reason } => {
+                Err(Box::new(StartError::ChildFailed { id, reason }))
+            }
+            other => Err(format!("unexpected start-up outcome {other:?}").into()),
+        }
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        SupervisorMsg(request): SupervisorMsg,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        match request {
+            Request::StartChild(spec, reply) => {
+                let cmd = state.core.start_child(spec);
+                let result = run_call(&myself, state, cmd).await;
+                let _ = reply.send(result.map(|cell| StartedChild {
+                    cell,
+                    info: state.last_info.take(),
+                }));
+            }
+            Request::RestartChild(id, reply) => {
+                let cmd = state.core.restart_child(&id);
+                let result = run_call(&myself, state, cmd).await;
+                let _ = reply.send(result.map(|cell| StartedChild {
+                    cell,
+                    info: state.last_info.take(),
+                }));
+            }
+            Request::TerminateChild(id, reply) => {
+                let cmd = state.core.terminate_child(&id);
+                let result = run_call(&myself, state, cmd).await;
+                let _ = reply.send(result.map(|_| ()));
+            }
+            Request::DeleteChild(id, reply) => {
+                let _ = reply.send(state.core.delete_child(&id));
+            }
+            Request::WhichChildren(reply) => {
+                let _ = reply.send(state.core.which_children());
+            }
+            Request::WhichChild(id, reply) => {
+                let _ = reply.send(state.core.which_child(&id));
+            }
+            Request::CountChildren(reply) => {
+                let _ = reply.send(state.core.count_children());
+            }
+            Request::GetChildSpec(id, reply) => {
+                let _ = reply.send(state.core.get_childspec(&id));
+            }
+            Request::Retry(id) => {
+                if let Some(cmd) = state.core.retry_due(&id, Instant::now()) {
+                    let outcome = drive(&myself, state, cmd).await;
+                    after(&myself, outcome);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some((cell, reason)) = ExitReason::from_event(&event) else {
+            return Ok(());
+        };
+        match state
+            .core
+            .child_exited(cell, reason.clone(), Instant::now())
+        {
+            Some(cmd) => {
+                let outcome = drive(&myself, state, cmd).await;
+                after(&myself, outcome);
+            }
+            None => tracing::debug!(
+                target: "canopy::supervisor",
+                supervisor = %myself.get_id(),
+                actor = %cell.get_id(),
+                %reason,
+                "exit of an actor that is no longer a current child (already replaced or terminated)"
+            ),
+        }
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Ordered teardown must finish here: once post_stop returns, ractor kills whatever is still
+        // linked, in no particular order.
+        if state.core.has_running_children() {
+            let cmd = state.core.shutdown(ExitReason::Shutdown);
+            drive(&myself, state, cmd).await;
+        }
+        Ok(())
+    }
+}
+
+/// Carries out the core's commands until the operation is done, then logs its reports.
+async fn drive(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    mut cmd: Command<ActorCell>,
+) -> Outcome<ActorCell> {
+    let sup = myself.get_cell();
+    let outcome = loop {
+        cmd = match cmd {
+            Command::Start { spec } => {
+                let result = start_one(&spec, &sup).await;
+                let result = result.map(|start| match start {
+                    Start::Started { cell, info } => {
+                        state.last_info = info;
+                        Some(cell)
+                    }
+                    Start::Ignore => {
+                        state.last_info = None;
+                        None
+                    }
+                });
+                state.core.started(result)
+            }
+            Command::Terminate { pid, shutdown, .. } => {
+                let reason = shutdown::terminate(&pid, shutdown).await;
+                state.core.terminated(reason)
+            }
+            Command::Done(outcome) => break outcome,
+        };
+    };
+    for report in state.core.take_reports() {
+        log_report(&sup.get_id(), &report);
+    }
+    outcome
+}
+
+/// Drives an API call and extracts its reply.
+async fn run_call(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    cmd: Command<ActorCell>,
+) -> Result<Option<ActorCell>, ChildError> {
+    match drive(myself, state, cmd).await {
+        Outcome::Reply(result) => result,
+        other => {
+            after(myself, other);
+            Err(ChildError::SupervisorDown)
+        }
+    }
+}
+
+/// What an operation leaves to do once it is over: a retry to queue, or the supervisor's own exit.
+fn after(myself: &ActorRef<SupervisorMsg>, outcome: Outcome<ActorCell>) {
+    match outcome {
+        Outcome::Idle { retry: Some(id) } => {
+            // Behind everything already queued (spec §1.6). If the mailbox is closed we are stopping
+            // and the retry no longer matters.
+            let _ = myself.send_message(SupervisorMsg(Request::Retry(id)));
+        }
+        Outcome::Exit(reason) => myself.get_cell().stop(Some(reason.encode())),
+        _ => {}
+    }
+}
+
+/// Runs a start function; makes sure the child is linked to us, and reads a name clash as
+/// `already_started`.
+async fn start_one(spec: &ChildSpec, sup: &ActorCell) -> Result<Start, StartFailure<ActorCell>> {
+    let fut = (spec.start)(sup.clone());
+    let start = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(Ok(start)) => start,
+        Ok(Err(err)) => return Err(start_failure(err)),
+        Err(panic) => {
+            return Err(StartFailure::Error(format!(
+                "start function panicked: {}",
+                panic_text(&panic)
+            )))
+        }
+    };
+    if let Start::Started { cell, .. } = &start {
+        let linked = cell
+            .try_get_supervisor()
+            .is_some_and(|s| s.get_id() == sup.get_id());
+        if !linked {
+            // The start function must link the child (OTP's contract); do it for it, since an
+            // unlinked child's exit would never reach us.
+            cell.link(sup.clone());
+            if cell
+                .try_get_supervisor()
+                .is_none_or(|s| s.get_id() != sup.get_id())
+            {
+                return Err(StartFailure::Error(
+                    "the child exited before it could be linked to its supervisor".into(),
+                ));
+            }
+        }
+    }
+    Ok(start)
+}
+
+fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
+    match err.downcast::<SpawnErr>() {
+        Ok(spawn_err) => match *spawn_err {
+            SpawnErr::StartupFailed(inner) => StartFailure::Error(inner.to_string()),
+            SpawnErr::ActorAlreadyRegistered(name) => {
+                match ractor::registry::where_is(name.clone()) {
+                    Some(holder) => StartFailure::AlreadyStarted(holder),
+                    None => StartFailure::Error(format!("name `{name}` is already registered")),
+                }
+            }
+            other => StartFailure::Error(other.to_string()),
+        },
+        Err(err) => StartFailure::Error(err.to_string()),
+    }
+}
+
+fn log_report(sup: &ActorId, report: &Report) {
+    const T: &str = "canopy::supervisor";
+    match report {
+        Report::ChildTerminated { id, reason } => {
+            tracing::error!(target: T, supervisor = %sup, child = %id, %reason, "child_terminated")
+        }
+        Report::StartError { id, reason } => {
+            tracing::error!(target: T, supervisor = %sup, child = %id, %reason, "start_error")
+        }
+        Report::ShutdownError { id, reason } => {
+            tracing::error!(target: T, supervisor = %sup, child = %id, %reason, "shutdown_error")
+        }
+        Report::ReachedMaxRestartIntensity { id } => tracing::error!(
+            target: T, supervisor = %sup, child = %id, "reached_max_restart_intensity; shutting down"
+        ),
+        Report::AutoShutdown { id } => tracing::info!(
+            target: T, supervisor = %sup, child = %id, "significant child exited; auto-shutdown"
+        ),
+    }
+}
+
+/// A reference to a running supervisor: the child management API (spec §1.10).
+///
+/// Every call waits for the supervisor, with no time limit, as OTP's do: a supervisor in the middle
+/// of a long restart answers when it is done. A call to a supervisor that is gone returns
+/// [`ChildError::SupervisorDown`](core::ChildError::SupervisorDown).
+#[derive(Clone)]
+pub struct SupervisorRef {
+    actor: ActorRef<SupervisorMsg>,
+}
+
+impl fmt::Debug for SupervisorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("SupervisorRef")
+            .field(&self.actor.get_id())
+            .finish()
+    }
+}
+
+impl SupervisorRef {
+    /// The supervisor's cell, e.g. to link or monitor it.
+    pub fn cell(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// The supervisor's actor id.
+    pub fn id(&self) -> ActorId {
+        self.actor.get_id()
+    }
+
+    async fn ask<T: Send + 'static>(
+        &self,
+        request: impl FnOnce(RpcReplyPort<T>) -> Request,
+    ) -> Result<T, ChildError> {
+        match self
+            .actor
+            .call(|reply| SupervisorMsg(request(reply)), None)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+            _ => Err(ChildError::SupervisorDown),
+        }
+    }
+
+    /// Adds a child and starts it; it becomes the last-started child.
+    ///
+    /// Errors: [`AlreadyStarted`](core::ChildError::AlreadyStarted) if the id runs (or the start
+    /// function clashed with a registered name), [`AlreadyPresent`](core::ChildError::AlreadyPresent)
+    /// if it exists but is not running, [`StartFailed`](core::ChildError::StartFailed) (nothing kept),
+    /// [`Spec`](core::ChildError::Spec).
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<StartedChild, ChildError> {
+        self.ask(|r| Request::StartChild(spec, r)).await?
+    }
+
+    /// Stops a child by its policy; its spec stays (a temporary child's is dropped). Calling it on a
+    /// stopped child is `Ok`.
+    pub async fn terminate_child(&self, id: &str) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.ask(|r| Request::TerminateChild(id, r)).await?
+    }
+
+    /// Starts a stopped child again (not counted against the restart budget).
+    pub async fn restart_child(&self, id: &str) -> Result<StartedChild, ChildError> {
+        let id = id.to_string();
+        self.ask(|r| Request::RestartChild(id, r)).await?
+    }
+
+    /// Drops a stopped child's spec.
+    pub async fn delete_child(&self, id: &str) -> Result<(), ChildError> {
+        let id = id.to_string();
+        self.ask(|r| Request::DeleteChild(id, r)).await?
+    }
+
+    /// Every child, most recently started first.
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, ChildError> {
+        self.ask(Request::WhichChildren).await
+    }
+
+    /// One child by id; [`NotFound`](core::ChildError::NotFound) if there is none.
+    pub async fn which_child(&self, id: &str) -> Result<ChildInfo, ChildError> {
+        let id = id.to_string();
+        let key = id.clone();
+        self.ask(|r| Request::WhichChild(key, r))
+            .await?
+            .ok_or(ChildError::NotFound(id))
+    }
+
+    /// Counts of specs, running children, supervisors and workers.
+    pub async fn count_children(&self) -> Result<ChildCounts, ChildError> {
+        self.ask(Request::CountChildren).await
+    }
+
+    /// A child's spec with every default filled in.
+    pub async fn get_childspec(&self, id: &str) -> Result<ChildSpec, ChildError> {
+        let id = id.to_string();
+        let key = id.clone();
+        self.ask(|r| Request::GetChildSpec(key, r))
+            .await?
+            .ok_or(ChildError::NotFound(id))
+    }
+
+    /// Stops the supervisor gracefully (its children in reverse start order) and waits until it is gone.
+    pub async fn shutdown(&self) {
+        self.stop_and_wait(ExitReason::Shutdown).await
+    }
+
+    /// Stops the supervisor with `reason` after its children, and waits until it is gone.
+    pub async fn stop_and_wait(&self, reason: ExitReason) {
+        let cell = self.actor.get_cell();
+        cell.stop(Some(reason.encode()));
+        cell.wait(None).await.ok();
+    }
+
+    /// Waits until the supervisor has exited, for whatever reason.
+    pub async fn wait(&self) {
+        self.actor.get_cell().wait(None).await.ok();
+    }
+}

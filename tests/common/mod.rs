@@ -1,0 +1,342 @@
+//! Test support shared by the integration tests: a scriptable child (OTP's `supervisor_1`), a lab that
+//! builds child specs for it and records what happened, and a watcher that learns every exit reason
+//! through ractor monitors, the way OTP's suite monitors children.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use canopy::{ChildSpec, ExitReason, Start, StopWith};
+use parking_lot::Mutex;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+
+/// What the next start of a child does.
+#[derive(Clone, Debug)]
+pub enum StartMode {
+    /// Spawn and link a `TestWorker`.
+    Ok,
+    /// Spawn, and attach this info (OTP's `{ok, Pid, Info}`).
+    OkWithInfo(u32),
+    /// Return `Start::Ignore`.
+    Ignore,
+    /// Return an error with this text.
+    Error(String),
+    /// Panic in the start function.
+    Panic,
+    /// Fail inside the child's pre_start.
+    FailPreStart(String),
+    /// Spawn with this registered name (a clash gives `already_started`).
+    Named(String),
+}
+
+/// Something a test child did, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Started(String),
+    Stopped(String),
+}
+
+/// Messages a test child understands.
+pub enum WorkerMsg {
+    /// Exit with this reason (an `Error` reason makes the handler fail; `Killed` kills itself).
+    Exit(ExitReason),
+    /// Panic in the handler.
+    Panic(String),
+    /// Block in the handler (awaiting) for an hour: a stop is never taken, only a kill works.
+    Hang,
+    /// Unlink from the supervisor.
+    Unlink,
+    /// Answer, to prove it is alive and its mailbox has been drained up to here.
+    Ping(ractor::RpcReplyPort<()>),
+    /// Sleep this long, then record `Event::Started("handled:<id>")`; used for drain tests.
+    SlowWork(Duration),
+}
+
+#[derive(Clone)]
+pub struct TestWorker {
+    id: String,
+    lab: Lab,
+    fail_pre_start: Option<String>,
+}
+
+impl Actor for TestWorker {
+    type Msg = WorkerMsg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _me: ActorRef<WorkerMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        if let Some(reason) = &self.fail_pre_start {
+            return Err(reason.clone().into());
+        }
+        self.lab.events.lock().push(Event::Started(self.id.clone()));
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        _me: ActorRef<WorkerMsg>,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        self.lab.events.lock().push(Event::Stopped(self.id.clone()));
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        me: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMsg::Exit(ExitReason::Error(text)) => return Err(text.into()),
+            WorkerMsg::Exit(ExitReason::Killed) => me.kill(),
+            WorkerMsg::Exit(reason) => me.stop_with(reason),
+            WorkerMsg::Panic(text) => panic!("{text}"),
+            WorkerMsg::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+            WorkerMsg::Unlink => {
+                if let Some(sup) = me.get_cell().try_get_supervisor() {
+                    me.get_cell().unlink(sup);
+                }
+            }
+            WorkerMsg::Ping(reply) => {
+                let _ = reply.send(());
+            }
+            WorkerMsg::SlowWork(d) => {
+                tokio::time::sleep(d).await;
+                self.lab
+                    .events
+                    .lock()
+                    .push(Event::Started(format!("handled:{}", self.id)));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds child specs whose behaviour a test scripts per id, and records what the children did.
+#[derive(Clone, Default)]
+pub struct Lab {
+    events: Arc<Mutex<Vec<Event>>>,
+    modes: Arc<Mutex<HashMap<String, StartMode>>>,
+    starts: Arc<Mutex<HashMap<String, u32>>>,
+}
+
+impl Lab {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A worker spec for `id`; what its start does follows `set_start` (default `StartMode::Ok`).
+    pub fn spec(&self, id: &str) -> ChildSpec {
+        let lab = self.clone();
+        let id_owned = id.to_string();
+        ChildSpec::new(id, move |sup: ActorCell| {
+            let lab = lab.clone();
+            let id = id_owned.clone();
+            async move {
+                *lab.starts.lock().entry(id.clone()).or_default() += 1;
+                let mode = lab.modes.lock().get(&id).cloned().unwrap_or(StartMode::Ok);
+                let worker = |fail| TestWorker {
+                    id: id.clone(),
+                    lab: lab.clone(),
+                    fail_pre_start: fail,
+                };
+                match mode {
+                    StartMode::Ok => {
+                        let (a, _) = Actor::spawn_linked(None, worker(None), (), sup).await?;
+                        Ok(Start::from(a))
+                    }
+                    StartMode::OkWithInfo(info) => {
+                        let (a, _) = Actor::spawn_linked(None, worker(None), (), sup).await?;
+                        Ok(Start::from(a).with_info(info))
+                    }
+                    StartMode::Ignore => Ok(Start::Ignore),
+                    StartMode::Error(text) => Err(text.into()),
+                    StartMode::Panic => panic!("start of {id} panicked"),
+                    StartMode::FailPreStart(reason) => {
+                        let (a, _) =
+                            Actor::spawn_linked(None, worker(Some(reason)), (), sup).await?;
+                        Ok(Start::from(a))
+                    }
+                    StartMode::Named(name) => {
+                        let (a, _) = Actor::spawn_linked(Some(name), worker(None), (), sup).await?;
+                        Ok(Start::from(a))
+                    }
+                }
+            }
+        })
+    }
+
+    pub fn set_start(&self, id: &str, mode: StartMode) {
+        self.modes.lock().insert(id.to_string(), mode);
+    }
+
+    /// How many times the start function of `id` ran.
+    pub fn starts(&self, id: &str) -> u32 {
+        self.starts.lock().get(id).copied().unwrap_or(0)
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().clone()
+    }
+
+    pub fn clear_events(&self) {
+        self.events.lock().clear();
+    }
+
+    /// The ids in `Stopped` events, in order.
+    pub fn stopped(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Stopped(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The ids in `Started` events, in order.
+    pub fn started(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Started(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Sends a message to a test child.
+pub fn tell(cell: &ActorCell, msg: WorkerMsg) {
+    cell.send_message(msg).expect("test child is alive");
+}
+
+/// Tells a test child to exit with `reason`.
+pub fn crash(cell: &ActorCell, reason: ExitReason) {
+    tell(cell, WorkerMsg::Exit(reason));
+}
+
+/// Records the exit reason of every actor it watches (through ractor monitors, not links).
+#[derive(Clone)]
+pub struct Watcher {
+    cell: ActorCell,
+    exits: Arc<Mutex<HashMap<ActorId, ExitReason>>>,
+}
+
+struct WatcherActor {
+    exits: Arc<Mutex<HashMap<ActorId, ExitReason>>>,
+}
+
+impl Actor for WatcherActor {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<()>,
+        event: SupervisionEvent,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        if let Some((cell, reason)) = ExitReason::from_event(&event) {
+            self.exits.lock().insert(cell.get_id(), reason);
+        }
+        Ok(())
+    }
+}
+
+impl Watcher {
+    pub async fn new() -> Self {
+        let exits = Arc::new(Mutex::new(HashMap::new()));
+        let (actor, _) = Actor::spawn(
+            None,
+            WatcherActor {
+                exits: exits.clone(),
+            },
+            (),
+        )
+        .await
+        .expect("watcher starts");
+        Watcher {
+            cell: actor.get_cell(),
+            exits,
+        }
+    }
+
+    /// Starts watching `cell`.
+    pub fn watch(&self, cell: &ActorCell) {
+        self.cell.monitor(cell.clone());
+    }
+
+    /// The exit reason of `cell`, waiting up to 10 s for it.
+    pub async fn exit_of(&self, cell: &ActorCell) -> ExitReason {
+        let id = cell.get_id();
+        for _ in 0..1000 {
+            if let Some(r) = self.exits.lock().get(&id).cloned() {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("no exit seen for {id} within 10 s");
+    }
+
+    /// The exit reason of `cell` if it has exited already.
+    pub fn exited(&self, cell: &ActorCell) -> Option<ExitReason> {
+        self.exits.lock().get(&cell.get_id()).cloned()
+    }
+}
+
+/// Waits until `cond` holds, polling every 5 ms, for at most 10 s.
+pub async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
+    for _ in 0..2000 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// The running cell of child `id`, waiting (up to 10 s) until it runs and differs from `not`.
+pub async fn running_child(
+    sup: &canopy::SupervisorRef,
+    id: &str,
+    not: Option<&ActorCell>,
+) -> ActorCell {
+    for _ in 0..2000 {
+        if let Ok(info) = sup.which_child(id).await {
+            if let Some(cell) = info.status.pid() {
+                if Some(cell) != not {
+                    return cell.clone();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("child {id} did not (re)start within 10 s");
+}
+
+/// Waits (up to 10 s) until the actor has stopped.
+pub async fn wait_dead(cell: &ActorCell) {
+    tokio::time::timeout(Duration::from_secs(10), cell.wait(None))
+        .await
+        .expect("actor stopped within 10 s")
+        .ok();
+}
+
+/// Installs a test subscriber once, so that supervisor reports show in failing tests' output.
+pub fn trace() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
