@@ -839,3 +839,6 @@ fn shutdown_went_as_planned(spec: &ChildSpec, reason: &ExitReason) -> bool {
         ExitReason::Error(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests;
