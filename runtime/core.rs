@@ -447,7 +447,7 @@ impl<P: Pid> Core<P> {
     /// Stop every running child in reverse start order, then exit with `reason` (§1.7). Any
     /// operation in progress is abandoned.
     pub fn shutdown(&mut self, reason: ExitReason) -> Command<P> {
-        let steps = self.terminate_steps(0, None);
+        let steps = self.terminate_steps(0);
         self.op = None;
         self.begin(OpKind::Shutdown(reason), steps)
     }
@@ -653,24 +653,23 @@ impl<P: Pid> Core<P> {
         }
         let steps = match self.strategy {
             Strategy::OneForOne => VecDeque::from([Step::Start(idx)]),
-            Strategy::OneForAll => self.cycle_steps(0, Some(idx)),
-            Strategy::RestForOne => self.cycle_steps(idx, Some(idx)),
+            Strategy::OneForAll => self.cycle_steps(0),
+            Strategy::RestForOne => self.cycle_steps(idx),
         };
         self.begin(OpKind::Restart, steps)
     }
 
-    /// Terminate the running children from `from` on in reverse start order (except `skip`, the one
-    /// that failed), then start every remaining child from `from` on in start order.
-    fn cycle_steps(&self, from: usize, skip: Option<usize>) -> VecDeque<Step> {
-        let mut steps = self.terminate_steps(from, skip);
+    /// Terminate the running children from `from` on in reverse start order (the one that failed is
+    /// not running, so it is skipped), then start every remaining child from `from` on in start order.
+    fn cycle_steps(&self, from: usize) -> VecDeque<Step> {
+        let mut steps = self.terminate_steps(from);
         steps.extend((from..self.children.len()).map(Step::Start));
         steps
     }
 
-    fn terminate_steps(&self, from: usize, skip: Option<usize>) -> VecDeque<Step> {
+    fn terminate_steps(&self, from: usize) -> VecDeque<Step> {
         (from..self.children.len())
             .rev()
-            .filter(|&i| Some(i) != skip)
             .map(Step::Terminate)
             .collect()
     }
@@ -687,7 +686,7 @@ impl<P: Pid> Core<P> {
             Some(OpKind::Init) => {
                 // §1.2.6: undo the start-up in reverse order, then fail.
                 self.children[idx].state = State::Stopped;
-                let steps = self.terminate_steps(0, None);
+                let steps = self.terminate_steps(0);
                 self.begin(OpKind::InitAbort { id, reason }, steps)
             }
             Some(OpKind::ApiStart(_)) => {
