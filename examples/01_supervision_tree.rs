@@ -61,7 +61,12 @@ impl Actor for Worker {
         Ok(())
     }
 
-    async fn handle(&self, _: ActorRef<Fail>, _: Fail, _: &mut ()) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _: ActorRef<Fail>,
+        _: Fail,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
         Err(format!("{} failed on purpose", self.path).into())
     }
 
@@ -79,8 +84,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let web = SupervisorSpec::new(Strategy::RestForOne)
-        .child(ChildSpec::actor("listener", Worker::new("/app/web/listener"), ()))
-        .child(ChildSpec::actor("sessions", Worker::new("/app/web/sessions"), ()));
+        .child(ChildSpec::actor(
+            "listener",
+            Worker::new("/app/web/listener"),
+            (),
+        ))
+        .child(ChildSpec::actor(
+            "sessions",
+            Worker::new("/app/web/sessions"),
+            (),
+        ));
 
     let flaky = Worker {
         crash_after: Some(Duration::from_millis(1500)),

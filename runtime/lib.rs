@@ -69,9 +69,12 @@
 
 #![warn(missing_docs)]
 
+pub mod app;
 pub mod core;
 pub mod exit;
+pub mod health;
 pub mod intensity;
+pub mod introspect;
 pub mod shutdown;
 pub mod spec;
 pub mod supervisor;

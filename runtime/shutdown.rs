@@ -58,15 +58,7 @@ pub async fn terminate(child: &ActorCell, policy: Shutdown) -> Option<ExitReason
     };
     match child.wait(Some(grace)).await {
         Ok(()) => Some(ExitReason::Shutdown),
-        Err(_) => {
-            tracing::warn!(
-                target: "canopy::shutdown",
-                child = %child.get_id(),
-                ?policy,
-                "child did not stop within its shutdown time; killing it"
-            );
-            Some(kill(child).await)
-        }
+        Err(_) => Some(kill(child).await),
     }
 }
 

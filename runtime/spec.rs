@@ -255,10 +255,13 @@ impl ChildSpec {
     /// assert_eq!(child.get_kind(), canopy::ChildKind::Supervisor);
     /// ```
     pub fn supervisor(id: impl Into<String>, spec: crate::SupervisorSpec) -> Self {
+        let id: String = id.into();
+        let name = id.clone();
         ChildSpec::new(id, move |sup| {
             let spec = spec.clone();
+            let name = name.clone();
             async move {
-                let child = crate::Supervisor::start_linked(spec, sup).await?;
+                let child = crate::supervisor::spawn_child_supervisor(spec, sup, &name).await?;
                 Ok(Start::from(child.cell()))
             }
         })
@@ -392,6 +395,7 @@ pub struct SupervisorSpec {
     pub(crate) period: Duration,
     pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) children: Vec<ChildSpec>,
+    pub(crate) name: Option<String>,
 }
 
 impl Default for SupervisorSpec {
@@ -409,7 +413,15 @@ impl SupervisorSpec {
             period: DEFAULT_PERIOD,
             auto_shutdown: AutoShutdown::Never,
             children: Vec::new(),
+            name: None,
         }
+    }
+
+    /// Names a top-level supervisor in paths (`/app/...`; `root` by default). A child supervisor is
+    /// named by its child id instead.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
     }
 
     /// At most `intensity` restarts in any sliding window of `period`; one more and the supervisor

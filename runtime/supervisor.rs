@@ -45,6 +45,7 @@ use ractor::{
 
 use crate::core::{self, ChildCounts, Command, Core, Outcome, Report, StartFailure};
 use crate::exit::ExitReason;
+use crate::introspect;
 use crate::shutdown;
 use crate::spec::{panic_text, BoxError, ChildSpec, SpecError, Start, StartInfo, SupervisorSpec};
 
@@ -149,16 +150,28 @@ enum Request {
 }
 
 #[doc(hidden)]
-pub enum SupervisorInit {
+pub struct SupervisorInit {
+    source: Source,
+    path: String,
+}
+
+enum Source {
     Spec(SupervisorSpec),
     With(InitFn),
 }
 
 #[doc(hidden)]
 pub struct SupervisorState {
-    core: Core<ActorCell>,
+    /// The decision state, shared with the introspection tree.
+    node: Arc<introspect::Node>,
     /// Info attached by the last start function, for the API reply.
     last_info: Option<StartInfo>,
+}
+
+impl SupervisorState {
+    fn core(&self) -> parking_lot::MutexGuard<'_, Core<ActorCell>> {
+        self.node.core.lock()
+    }
 }
 
 /// The marker a supervisor's `pre_start` fails with when its init function said "ignore".
@@ -174,7 +187,8 @@ impl std::error::Error for Ignored {}
 impl Supervisor {
     /// Starts an unlinked (top-level) supervisor and its children, in order.
     pub async fn start(spec: SupervisorSpec) -> Result<SupervisorRef, StartError> {
-        spawn(SupervisorInit::Spec(spec), None)
+        let path = format!("/{}", spec.name.as_deref().unwrap_or(DEFAULT_NAME));
+        spawn(Source::Spec(spec), None, path)
             .await?
             .ok_or_else(|| StartError::Init("ignored".into()))
     }
@@ -184,7 +198,8 @@ impl Supervisor {
         spec: SupervisorSpec,
         parent: ActorCell,
     ) -> Result<SupervisorRef, StartError> {
-        spawn(SupervisorInit::Spec(spec), Some(parent))
+        let path = child_path(&parent, spec.name.as_deref().unwrap_or(DEFAULT_NAME));
+        spawn(Source::Spec(spec), Some(parent), path)
             .await?
             .ok_or_else(|| StartError::Init("ignored".into()))
     }
@@ -206,7 +221,11 @@ impl Supervisor {
     where
         F: Fn() -> Result<Option<SupervisorSpec>, BoxError> + Send + Sync + 'static,
     {
-        spawn(SupervisorInit::With(Arc::new(init)), parent).await
+        let path = match &parent {
+            Some(parent) => child_path(parent, DEFAULT_NAME),
+            None => format!("/{DEFAULT_NAME}"),
+        };
+        spawn(Source::With(Arc::new(init)), parent, path).await
     }
 }
 
@@ -224,10 +243,13 @@ impl ChildSpec {
         F: Fn() -> Result<Option<SupervisorSpec>, BoxError> + Send + Sync + 'static,
     {
         let init: InitFn = Arc::new(init);
+        let id: String = id.into();
+        let name = id.clone();
         ChildSpec::new(id, move |sup| {
             let init = init.clone();
+            let path = child_path(&sup, &name);
             async move {
-                Ok(match spawn(SupervisorInit::With(init), Some(sup)).await? {
+                Ok(match spawn(Source::With(init), Some(sup), path).await? {
                     Some(child) => Start::from(child.cell()),
                     None => Start::Ignore,
                 })
@@ -237,10 +259,31 @@ impl ChildSpec {
     }
 }
 
+/// The name of a supervisor in paths when nothing names it.
+const DEFAULT_NAME: &str = "root";
+
+/// The path of a child `name` of the supervisor `parent` (just `/name` if `parent` is not one).
+pub(crate) fn child_path(parent: &ActorCell, name: &str) -> String {
+    format!("{}/{name}", introspect::path_of(parent).unwrap_or_default())
+}
+
+pub(crate) async fn spawn_child_supervisor(
+    spec: SupervisorSpec,
+    parent: ActorCell,
+    id: &str,
+) -> Result<SupervisorRef, StartError> {
+    let path = child_path(&parent, id);
+    spawn(Source::Spec(spec), Some(parent), path)
+        .await?
+        .ok_or_else(|| StartError::Init("ignored".into()))
+}
+
 async fn spawn(
-    init: SupervisorInit,
+    source: Source,
     parent: Option<ActorCell>,
+    path: String,
 ) -> Result<Option<SupervisorRef>, StartError> {
+    let init = SupervisorInit { source, path };
     let spawned = match parent {
         Some(parent) => Actor::spawn_linked(None, Supervisor, init, parent).await,
         None => Actor::spawn(None, Supervisor, init).await,
@@ -270,9 +313,10 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         init: SupervisorInit,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let spec = match init {
-            SupervisorInit::Spec(spec) => spec,
-            SupervisorInit::With(init) => {
+        let SupervisorInit { source, path } = init;
+        let spec = match source {
+            Source::Spec(spec) => spec,
+            Source::With(init) => {
                 match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| init())) {
                     Ok(Ok(Some(spec))) => spec,
                     Ok(Ok(None)) => return Err(Box::new(Ignored)),
@@ -287,17 +331,30 @@ impl Actor for Supervisor {
             }
         };
         let core = Core::new(&spec).map_err(|e| Box::new(StartError::Spec(e)))?;
+        let node = Arc::new(introspect::Node {
+            path,
+            cell: myself.get_cell(),
+            core: parking_lot::Mutex::new(core),
+        });
+        // Registered before the children start, so that child supervisors find their parent's path.
+        introspect::register(node.clone());
         let mut state = SupervisorState {
-            core,
+            node,
             last_info: None,
         };
-        let first = state.core.init();
-        match drive(&myself, &mut state, first).await {
+        let first = state.core().init();
+        let outcome = drive(&myself, &mut state, first).await;
+        match outcome {
             Outcome::Ready => Ok(state),
-            Outcome::InitFailed { id, reason } => {
-                Err(Box::new(StartError::ChildFailed { id, reason }))
+            other => {
+                introspect::unregister(&myself.get_id());
+                match other {
+                    Outcome::InitFailed { id, reason } => {
+                        Err(Box::new(StartError::ChildFailed { id, reason }))
+                    }
+                    other => Err(format!("unexpected start-up outcome {other:?}").into()),
+                }
             }
-            other => Err(format!("unexpected start-up outcome {other:?}").into()),
         }
     }
 
@@ -309,7 +366,7 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         match request {
             Request::StartChild(spec, reply) => {
-                let cmd = state.core.start_child(spec);
+                let cmd = state.core().start_child(spec);
                 let result = run_call(&myself, state, cmd).await;
                 let _ = reply.send(result.map(|cell| StartedChild {
                     cell,
@@ -317,7 +374,7 @@ impl Actor for Supervisor {
                 }));
             }
             Request::RestartChild(id, reply) => {
-                let cmd = state.core.restart_child(&id);
+                let cmd = state.core().restart_child(&id);
                 let result = run_call(&myself, state, cmd).await;
                 let _ = reply.send(result.map(|cell| StartedChild {
                     cell,
@@ -325,27 +382,28 @@ impl Actor for Supervisor {
                 }));
             }
             Request::TerminateChild(id, reply) => {
-                let cmd = state.core.terminate_child(&id);
+                let cmd = state.core().terminate_child(&id);
                 let result = run_call(&myself, state, cmd).await;
                 let _ = reply.send(result.map(|_| ()));
             }
             Request::DeleteChild(id, reply) => {
-                let _ = reply.send(state.core.delete_child(&id));
+                let _ = reply.send(state.core().delete_child(&id));
             }
             Request::WhichChildren(reply) => {
-                let _ = reply.send(state.core.which_children());
+                let _ = reply.send(state.core().which_children());
             }
             Request::WhichChild(id, reply) => {
-                let _ = reply.send(state.core.which_child(&id));
+                let _ = reply.send(state.core().which_child(&id));
             }
             Request::CountChildren(reply) => {
-                let _ = reply.send(state.core.count_children());
+                let _ = reply.send(state.core().count_children());
             }
             Request::GetChildSpec(id, reply) => {
-                let _ = reply.send(state.core.get_childspec(&id));
+                let _ = reply.send(state.core().get_childspec(&id));
             }
             Request::Retry(id) => {
-                if let Some(cmd) = state.core.retry_due(&id, Instant::now()) {
+                let cmd = state.core().retry_due(&id, Instant::now());
+                if let Some(cmd) = cmd {
                     let outcome = drive(&myself, state, cmd).await;
                     after(&myself, outcome);
                 }
@@ -363,10 +421,10 @@ impl Actor for Supervisor {
         let Some((cell, reason)) = ExitReason::from_event(&event) else {
             return Ok(());
         };
-        match state
-            .core
-            .child_exited(cell, reason.clone(), Instant::now())
-        {
+        let cmd = state
+            .core()
+            .child_exited(cell, reason.clone(), Instant::now());
+        match cmd {
             Some(cmd) => {
                 let outcome = drive(&myself, state, cmd).await;
                 after(&myself, outcome);
@@ -389,10 +447,12 @@ impl Actor for Supervisor {
     ) -> Result<(), ActorProcessingErr> {
         // Ordered teardown must finish here: once post_stop returns, ractor kills whatever is still
         // linked, in no particular order.
-        if state.core.has_running_children() {
-            let cmd = state.core.shutdown(ExitReason::Shutdown);
+        let running = state.core().has_running_children();
+        if running {
+            let cmd = state.core().shutdown(ExitReason::Shutdown);
             drive(&myself, state, cmd).await;
         }
+        introspect::unregister(&myself.get_id());
         Ok(())
     }
 }
@@ -418,19 +478,37 @@ async fn drive(
                         None
                     }
                 });
-                state.core.started(result)
+                state.core().started(result)
             }
-            Command::Terminate { pid, shutdown, .. } => {
+            Command::Terminate { id, pid, shutdown } => {
                 let reason = shutdown::terminate(&pid, shutdown).await;
-                state.core.terminated(reason)
+                log_stop(&state.node.path, &id, shutdown, reason.as_ref());
+                state.core().terminated(reason)
             }
             Command::Done(outcome) => break outcome,
         };
     };
-    for report in state.core.take_reports() {
-        log_report(&sup.get_id(), &report);
+    let reports = state.core().take_reports();
+    for report in reports {
+        log_report(&state.node.path, &report);
     }
     outcome
+}
+
+/// One line per child the supervisor stops, in the order it stops them: the audit trail of an
+/// ordered shutdown. A kill the policy did not ask for is a warning at once; the `shutdown_error`
+/// report follows when the operation ends.
+fn log_stop(sup: &str, id: &str, policy: crate::Shutdown, reason: Option<&ExitReason>) {
+    const T: &str = "canopy::supervisor";
+    let path = format_args!("{sup}/{id}");
+    match reason {
+        Some(ExitReason::Killed) if policy != crate::Shutdown::BrutalKill => tracing::warn!(
+            target: T, %path, reason = "killed", ?policy,
+            "child stopped"
+        ),
+        Some(reason) => tracing::debug!(target: T, %path, %reason, "child stopped"),
+        None => tracing::debug!(target: T, %path, reason = "exited by itself", "child stopped"),
+    }
 }
 
 /// Drives an API call and extracts its reply.
@@ -512,7 +590,7 @@ fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
     }
 }
 
-fn log_report(sup: &ActorId, report: &Report) {
+fn log_report(sup: &str, report: &Report) {
     const T: &str = "canopy::supervisor";
     match report {
         Report::ChildTerminated { id, reason } => {

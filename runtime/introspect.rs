@@ -1,0 +1,137 @@
+//! The live tree, readable from anywhere without a message round trip.
+//!
+//! Every supervisor publishes itself here when it starts: its path (`/app/web`) and its decision
+//! state, behind a `parking_lot` lock that the supervisor takes only for the instant of each decision.
+//! A reader therefore sees a consistent picture between two steps of an operation, and a supervisor
+//! that is busy (a long restart, a slow child's shutdown) or stuck can still be inspected.
+//!
+//! Paths: a top-level supervisor is `/<name>` (its [`SupervisorSpec::name`](crate::SupervisorSpec::name),
+//! `root` by default); a child is its supervisor's path, a slash, and its child id.
+//!
+//! ```
+//! use canopy::{introspect, ChildSpec, Supervisor, SupervisorSpec};
+//! # #[derive(Clone)] struct W;
+//! # impl ractor::Actor for W {
+//! #     type Msg = (); type State = (); type Arguments = ();
+//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! # }
+//! # #[tokio::main] async fn main() {
+//! let sup = Supervisor::start(
+//!     SupervisorSpec::default()
+//!         .name("app")
+//!         .child(ChildSpec::supervisor("web", SupervisorSpec::default().child(ChildSpec::actor("listener", W, ()))))
+//!         .child(ChildSpec::actor("db", W, ())),
+//! ).await.unwrap();
+//! let paths: Vec<String> = introspect::running(&sup.cell()).into_iter().map(|c| c.path).collect();
+//! assert_eq!(paths, ["/app/db", "/app/web", "/app/web/listener"]);
+//! sup.shutdown().await;
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use parking_lot::{Mutex, RwLock};
+use ractor::{ActorCell, ActorId, ActorStatus};
+
+use crate::core::{ChildInfo, Core};
+use crate::spec::ChildKind;
+
+/// One supervisor in the shared tree.
+pub(crate) struct Node {
+    pub(crate) path: String,
+    pub(crate) cell: ActorCell,
+    pub(crate) core: Mutex<Core<ActorCell>>,
+}
+
+struct Registry {
+    nodes: HashMap<ActorId, Arc<Node>>,
+    /// Entries of supervisors that were killed (and so never unregistered) are swept when the map
+    /// reaches this size; doubling it keeps registration amortised O(1).
+    sweep_at: usize,
+}
+
+static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
+    RwLock::new(Registry {
+        nodes: HashMap::new(),
+        sweep_at: 64,
+    })
+});
+
+pub(crate) fn register(node: Arc<Node>) {
+    let mut tree = TREE.write();
+    if tree.nodes.len() >= tree.sweep_at {
+        tree.nodes
+            .retain(|_, n| n.cell.get_status() != ActorStatus::Stopped);
+        tree.sweep_at = (tree.nodes.len() * 2).max(64);
+    }
+    tree.nodes.insert(node.cell.get_id(), node);
+}
+
+pub(crate) fn unregister(id: &ActorId) {
+    TREE.write().nodes.remove(id);
+}
+
+fn node(id: &ActorId) -> Option<Arc<Node>> {
+    TREE.read().nodes.get(id).cloned()
+}
+
+/// The path of a running supervisor, if `cell` is one.
+///
+/// ```
+/// # let cell: Option<ractor::ActorCell> = None;
+/// # if let Some(cell) = cell {
+/// println!("{:?}", canopy::introspect::path_of(&cell));
+/// # }
+/// ```
+pub fn path_of(cell: &ActorCell) -> Option<String> {
+    node(&cell.get_id()).map(|n| n.path.clone())
+}
+
+/// The children of a running supervisor, most recently started first, read from the shared tree
+/// (no message is sent to the supervisor).
+pub fn children_of(cell: &ActorCell) -> Option<Vec<ChildInfo<ActorCell>>> {
+    node(&cell.get_id()).map(|n| n.core.lock().which_children())
+}
+
+/// A running actor of the tree, by path.
+#[derive(Debug, Clone)]
+pub struct RunningChild {
+    /// Its path, e.g. `/app/web/listener`.
+    pub path: String,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+    /// Its cell.
+    pub cell: ActorCell,
+}
+
+/// Every running child below the supervisor `root`, depth first in start order (a supervisor
+/// before its own children).
+pub fn running(root: &ActorCell) -> Vec<RunningChild> {
+    let mut out = Vec::new();
+    collect(root, &mut out);
+    out
+}
+
+fn collect(sup: &ActorCell, out: &mut Vec<RunningChild>) {
+    let Some(node) = node(&sup.get_id()) else {
+        return;
+    };
+    let children = node.core.lock().which_children();
+    for child in children.into_iter().rev() {
+        let Some(cell) = child.status.pid() else {
+            continue;
+        };
+        if cell.get_status() == ActorStatus::Stopped {
+            continue;
+        }
+        out.push(RunningChild {
+            path: format!("{}/{}", node.path, child.id),
+            kind: child.kind,
+            cell: cell.clone(),
+        });
+        if child.kind == ChildKind::Supervisor {
+            collect(cell, out);
+        }
+    }
+}
