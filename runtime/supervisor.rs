@@ -286,7 +286,8 @@ impl Actor for Supervisor {
                 }
             }
         };
-        let core = Core::new(&spec).map_err(|e| Box::new(StartError::Spec(e)))?;
+        let core = Core::new(&spec)
+            .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
         let mut state = SupervisorState {
             core,
             last_info: None,

@@ -317,7 +317,7 @@ async fn sup_start_ignore_temporary_child() {
 /// `{error, {bad_return, ...}}`): an `Err` from init is `StartError::Init`, an invalid spec is
 /// `StartError::Spec`, and no child is started.
 #[tokio::test]
-#[ignore = "BUG: an invalid spec fails the start as StartError::Init, not StartError::Spec (supervisor.rs:289 double-boxes the error)"]
+
 async fn sup_start_error_return() {
     trace();
     let started = Supervisor::start_with(None, || Err("garbage".into())).await;
@@ -597,7 +597,7 @@ async fn sup_start_map() {
 /// `compile_fail` doctest on `ChildSpec` covers it), and neither can "unknown keys" nor a term that
 /// is not a spec: the nearest value that can still be wrong is the id, so that is what is tested.
 #[tokio::test]
-#[ignore = "BUG: an invalid spec fails the start as StartError::Init, not StartError::Spec (supervisor.rs:289 double-boxes the error)"]
+
 async fn sup_start_map_faulty_specs() {
     trace();
     let lab = Lab::new();
@@ -631,7 +631,7 @@ async fn sup_start_map_faulty_specs() {
 /// auto_shutdown `Never`) is reported by `check_child_specs`, at start and by `start_child`; the
 /// full cartesian product of valid restart × shutdown × kind × significant values passes.
 #[tokio::test]
-#[ignore = "BUG: an invalid spec fails the start as StartError::Init, not StartError::Spec (supervisor.rs:289 double-boxes the error)"]
+
 async fn child_specs() {
     trace();
     let lab = Lab::new();
@@ -795,7 +795,7 @@ async fn child_specs() {
 /// `invalid_intensity` for `infinity`, `invalid_period` for `infinity`) are values Rust's types
 /// cannot hold; instead every value they can hold is checked to pass, and the defaults are checked.
 #[tokio::test]
-#[ignore = "BUG: an invalid spec fails the start as StartError::Init, not StartError::Spec (supervisor.rs:289 double-boxes the error)"]
+
 async fn sup_flags() {
     trace();
     let strategies = [
