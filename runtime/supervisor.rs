@@ -330,7 +330,8 @@ impl Actor for Supervisor {
                 }
             }
         };
-        let core = Core::new(&spec).map_err(|e| Box::new(StartError::Spec(e)))?;
+        let core = Core::new(&spec)
+            .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
         let node = Arc::new(introspect::Node {
             path,
             cell: myself.get_cell(),

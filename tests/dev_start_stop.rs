@@ -1,0 +1,3 @@
+mod common;
+#[path = "conformance/start_stop.rs"]
+mod start_stop;
