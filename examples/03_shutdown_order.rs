@@ -130,8 +130,17 @@ struct StopFields {
 }
 
 impl Visit for StopFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_text(field, value.to_string());
+    }
+
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
+        self.record_text(field, format!("{value:?}"));
+    }
+}
+
+impl StopFields {
+    fn record_text(&mut self, field: &Field, text: String) {
         match field.name() {
             "message" => self.message = text,
             "path" => self.path = text,

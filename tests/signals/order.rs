@@ -1,0 +1,156 @@
+//! Example 03 under real signals: ordered teardown, per-child timeouts, the global deadline and the
+//! second signal.
+
+use std::time::Duration;
+
+use crate::Proc;
+
+const EXAMPLE: &str = "03_shutdown_order";
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+fn paths(lines: &[String], prefix: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .map(|rest| rest.split(' ').next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn start(args: &[&str]) -> Proc {
+    let p = Proc::spawn(EXAMPLE, args);
+    p.wait_line(SECS(30), |l| l == "ready");
+    p
+}
+
+/// The stop order must be the exact reverse of the start order: supervisors announce themselves
+/// before their children start and are reported stopped after their children are down, so the
+/// reverse holds level by level and across the whole tree.
+fn assert_reverse_order(p: &Proc) {
+    let lines = p.lines();
+    let started = paths(&lines, "started ");
+    let stopped = paths(&lines, "stopped ");
+    assert_eq!(started.len(), 8, "every child started: {lines:#?}");
+    let mut reversed = started.clone();
+    reversed.reverse();
+    assert_eq!(
+        stopped, reversed,
+        "stop order is the reverse of the start order"
+    );
+}
+
+#[test]
+fn sigterm_stops_in_reverse_start_order_and_exits_0() {
+    let mut p = start(&[]);
+    p.signal("TERM");
+    let (code, _) = p.wait_exit(SECS(20));
+    assert_eq!(code, 0, "clean graceful stop: {:#?}", p.lines());
+    assert_reverse_order(&p);
+    assert!(p
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("stopped "))
+        .all(|l| l.ends_with(" shutdown")));
+}
+
+#[test]
+fn sigint_alone_is_graceful() {
+    let mut p = start(&[]);
+    p.signal("INT");
+    let (code, _) = p.wait_exit(SECS(20));
+    assert_eq!(code, 0);
+    assert_reverse_order(&p);
+}
+
+#[test]
+fn slow_child_is_killed_at_its_own_timeout_and_siblings_still_stop_in_order() {
+    // The listener is busy for 20 s and takes no stop; its shutdown timeout is 1 s.
+    let mut p = start(&["--slow", "/app/web/listener=20000", "--timeout", "1000"]);
+    let sent = std::time::Instant::now();
+    p.signal("TERM");
+    let (code, exited) = p.wait_exit(SECS(15));
+    assert_eq!(
+        code, 0,
+        "a child killed at its own timeout is still a clean stop"
+    );
+    assert_reverse_order(&p);
+    let lines = p.lines();
+    assert!(
+        lines.contains(&"stopped /app/web/listener killed".to_string()),
+        "{lines:#?}"
+    );
+    let waited = exited - sent;
+    assert!(
+        waited >= Duration::from_millis(900),
+        "the timeout was waited out: {waited:?}"
+    );
+    assert!(
+        waited < SECS(15),
+        "the slow child was killed, not waited for: {waited:?}"
+    );
+}
+
+#[test]
+fn global_deadline_ends_the_process_with_the_deadline_code() {
+    // db ignores its stop for a minute and its own timeout is 30 s: only the 2 s deadline can end it.
+    let mut p = start(&[
+        "--slow",
+        "/app/db=60000",
+        "--timeout",
+        "30000",
+        "--deadline",
+        "2000",
+    ]);
+    let sent = std::time::Instant::now();
+    p.signal("TERM");
+    let (code, exited) = p.wait_exit(SECS(20));
+    assert_eq!(code, 5, "deadline code: {:#?}", p.lines());
+    let took = exited - sent;
+    assert!(
+        took >= Duration::from_millis(1900),
+        "stopped before the deadline: {took:?}"
+    );
+    assert!(
+        took <= SECS(3),
+        "the process must end within deadline + 1 s, took {took:?}"
+    );
+    // Everything started after db stopped in order before the deadline hit db.
+    let stopped = paths(&p.lines(), "stopped ");
+    assert_eq!(stopped.first().map(String::as_str), Some("/app/metrics"));
+    assert!(
+        !stopped.contains(&"/app/db".to_string())
+            || p.lines().contains(&"stopped /app/db killed".to_string())
+    );
+}
+
+#[test]
+fn sigterm_then_sigint_exits_at_once_with_the_second_signal_code() {
+    // metrics is stopped first and hangs for a minute (timeout 30 s, deadline 25 s).
+    let mut p = start(&["--slow", "/app/metrics=60000", "--timeout", "30000"]);
+    p.signal("TERM");
+    std::thread::sleep(Duration::from_millis(500));
+    let second = std::time::Instant::now();
+    p.signal("INT");
+    let (code, exited) = p.wait_exit(SECS(20));
+    assert_eq!(code, 6, "second-signal code: {:#?}", p.lines());
+    assert!(
+        exited - second < SECS(10),
+        "the second signal cut the stop short"
+    );
+    // Nothing after metrics was stopped gracefully: the rest was killed with the tree.
+    assert!(!p.lines().iter().any(|l| l == "stopped /app/db shutdown"));
+}
+
+#[test]
+fn drain_delay_keeps_the_tree_up_before_teardown() {
+    let mut p = start(&["--drain", "1500"]);
+    let sent = std::time::Instant::now();
+    p.signal("TERM");
+    let first_stop = p.wait_line(SECS(20), |l| l.starts_with("stopped "));
+    assert!(
+        first_stop - sent >= Duration::from_millis(1400),
+        "teardown began after the drain delay"
+    );
+    let (code, _) = p.wait_exit(SECS(20));
+    assert_eq!(code, 0);
+    assert_reverse_order(&p);
+}
