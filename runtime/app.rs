@@ -236,6 +236,21 @@ impl App {
         self
     }
 
+    /// Uses `health` as this app's health state, so that children built before the app (in its
+    /// spec) can hold it.
+    ///
+    /// ```
+    /// use canopy::{app::App, health::Health, SupervisorSpec};
+    /// let health = Health::new();
+    /// let spec = SupervisorSpec::default(); // children that keep `health.clone()`
+    /// let app = App::new(spec).with_health(health.clone());
+    /// # let _ = app;
+    /// ```
+    pub fn with_health(mut self, health: Health) -> Self {
+        self.health = health;
+        self
+    }
+
     /// The health state (liveness, readiness, shutdown token), for probes and components.
     pub fn health(&self) -> Health {
         self.health.clone()
