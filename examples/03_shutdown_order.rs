@@ -22,7 +22,9 @@
 //!   (repeatable);
 //! - `--timeout <ms>`: every worker's shutdown timeout (default 1000);
 //! - `--deadline <ms>`: the global shutdown deadline (default 25000);
-//! - `--drain <ms>`: the drain delay (default 0).
+//! - `--drain <ms>`: the drain delay (default 0);
+//! - `--fanout <n>`: `n` more workers under `/app/web/pool` (`/app/web/pool/w1`...), for load;
+//! - `--quiet`: no `started`/`stopped` lines (the benchmark uses this with `--fanout 1000`).
 //!
 //! The process-level tests in `tests/signals.rs` drive this binary.
 
@@ -38,7 +40,15 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One line on stdout, flushed at once; `--quiet` keeps only `ready` and `exit`.
 fn line(text: &str) {
+    if QUIET.load(std::sync::atomic::Ordering::Relaxed)
+        && (text.starts_with("started ") || text.starts_with("stopped "))
+    {
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}");
     let _ = out.flush();
@@ -83,6 +93,7 @@ struct Flags {
     timeout: Duration,
     deadline: Duration,
     drain: Duration,
+    fanout: usize,
 }
 
 fn parse_flags() -> Result<Flags, String> {
@@ -91,6 +102,7 @@ fn parse_flags() -> Result<Flags, String> {
         timeout: Duration::from_millis(1000),
         deadline: Duration::from_millis(25_000),
         drain: Duration::ZERO,
+        fanout: 0,
     };
     let ms = |v: Option<String>, flag: &str| -> Result<Duration, String> {
         let v = v.ok_or(format!("{flag} needs a value in milliseconds"))?;
@@ -113,6 +125,13 @@ fn parse_flags() -> Result<Flags, String> {
             "--timeout" => flags.timeout = ms(args.next(), "--timeout")?,
             "--deadline" => flags.deadline = ms(args.next(), "--deadline")?,
             "--drain" => flags.drain = ms(args.next(), "--drain")?,
+            "--fanout" => {
+                let v = args.next().ok_or("--fanout needs a count")?;
+                flags.fanout = v
+                    .parse()
+                    .map_err(|_| format!("--fanout: `{v}` is not a count"))?;
+            }
+            "--quiet" => QUIET.store(true, std::sync::atomic::Ordering::Relaxed),
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -204,7 +223,8 @@ async fn main() -> std::process::ExitCode {
 
     let pool = SupervisorSpec::new(Strategy::OneForOne)
         .child(worker("/app/web/pool/conn1"))
-        .child(worker("/app/web/pool/conn2"));
+        .child(worker("/app/web/pool/conn2"))
+        .children((1..=flags.fanout).map(|i| worker(&format!("/app/web/pool/w{i}"))));
     let web = SupervisorSpec::new(Strategy::RestForOne)
         .child(supervisor("/app/web/pool", pool))
         .child(worker("/app/web/listener"));

@@ -474,8 +474,9 @@ fn root_gave_up(reason: &ExitReason) -> bool {
     }
 }
 
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
+/// Milliseconds with microsecond precision, for log fields.
+fn ms(d: Duration) -> f64 {
+    (d.as_micros() as f64) / 1000.0
 }
 
 fn log_phase(phase: &'static str, began: Instant) {
