@@ -749,7 +749,7 @@ fn one_for_all_retry_terminates_what_the_failed_round_started() {
 }
 
 #[test]
-#[ignore = "BUG: one_for_all leaves a crashed child that sits after the one that failed to start in Restarting with no retry queued for it"]
+
 fn one_for_all_failed_round_leaves_only_the_failed_child_restarting() {
     // OTP takes the crashed child out first (`del_child`: pid undefined); after a failed round only
     // the child that failed to start is `restarting`, and only it has a retry queued.
@@ -1633,4 +1633,38 @@ mod property {
             }
         }
     }
+}
+
+#[test]
+fn api_start_failures_go_to_the_caller_and_are_not_logged_as_start_errors() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.script_start("b", [Started::Fail("nope")]);
+    assert!(matches!(
+        sh.start_child(permanent("b")),
+        Err(ChildError::StartFailed { ref id, ref reason }) if id == "b" && reason == "nope"
+    ));
+    sh.terminate_child("a").unwrap();
+    sh.script_start("a", [Started::Fail("still nope")]);
+    assert!(sh.restart_child("a").is_err());
+    assert!(
+        !sh.reports()
+            .iter()
+            .any(|r| matches!(r, Report::StartError { .. })),
+        "OTP logs start_error only for starts the supervisor makes itself"
+    );
+}
+
+#[test]
+fn restart_child_clashing_with_a_running_process_is_already_started() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.terminate_child("a").unwrap();
+    sh.script_start("a", [Started::Clash(7)]);
+    assert_eq!(
+        sh.restart_child("a"),
+        Err(ChildError::AlreadyStarted {
+            id: "a".into(),
+            pid: 7
+        })
+    );
+    assert_eq!(sh.status("a"), Some(ChildStatus::Stopped));
 }
