@@ -10,9 +10,10 @@
 //!
 //! 1. `started` lines in start order: `/app/db`, `/app/cache`, the nested supervisor's children
 //!    `/app/web/listener` and `/app/web/sessions`, then `/app/flaky`.
-//! 2. About every 1.5 s `/app/flaky` fails on purpose. The supervisor logs a `child_terminated`
-//!    report (on stderr) and starts it again: a new `started /app/flaky (incarnation N)` line. Its
-//!    siblings are untouched: the root's strategy is one_for_one.
+//! 2. About every 1.5 s `/app/flaky` fails on purpose. The supervisor starts it again at once (a new
+//!    `started /app/flaky (incarnation N)` line) and then logs the `child_terminated` report on
+//!    stderr: reports are written after the restart, off its critical path. The siblings are
+//!    untouched: the root's strategy is one_for_one.
 //! 3. After 4 s the tree is shut down from the root: every child prints `stopped`, in exactly the
 //!    reverse of the start order, the nested supervisor's children included.
 

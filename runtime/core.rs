@@ -651,6 +651,11 @@ impl<P: Pid> Core<P> {
                 REACHED_MAX_RESTART_INTENSITY.to_string(),
             ));
         }
+        if self.strategy != Strategy::OneForOne {
+            // OTP's `del_child`: the child leaves the running set before the round, so that if a
+            // sibling's start fails only that sibling is left restarting (§1.6).
+            self.children[idx].state = State::Stopped;
+        }
         let steps = match self.strategy {
             Strategy::OneForOne => VecDeque::from([Step::Start(idx)]),
             Strategy::OneForAll => self.cycle_steps(0),
@@ -676,36 +681,38 @@ impl<P: Pid> Core<P> {
 
     fn start_failed(&mut self, idx: usize, failure: StartFailure<P>) -> Command<P> {
         let id = self.children[idx].spec.id.clone();
+        let kind = self.op.take().map(|op| op.kind);
+        // An API call returns its error to the caller; OTP logs `start_error` only for starts the
+        // supervisor makes on its own (start-up and restarts).
+        let api_error = |failure: StartFailure<P>, id: String| match failure {
+            StartFailure::AlreadyStarted(pid) => ChildError::AlreadyStarted { id, pid },
+            StartFailure::Error(reason) => ChildError::StartFailed { id, reason },
+        };
+        match kind {
+            Some(OpKind::ApiStart(_)) => {
+                self.children[idx].state = State::Removed;
+                self.sweep();
+                return reply(Err(api_error(failure, id)));
+            }
+            Some(OpKind::ApiRestart(_)) => return reply(Err(api_error(failure, id))),
+            _ => {}
+        }
         let reason = failure.to_string();
         self.reports.push(Report::StartError {
             id: id.clone(),
             reason: reason.clone(),
         });
-        let kind = self.op.take().map(|op| op.kind);
-        match kind {
-            Some(OpKind::Init) => {
-                // §1.2.6: undo the start-up in reverse order, then fail.
-                self.children[idx].state = State::Stopped;
-                let steps = self.terminate_steps(0);
-                self.begin(OpKind::InitAbort { id, reason }, steps)
-            }
-            Some(OpKind::ApiStart(_)) => {
-                self.children[idx].state = State::Removed;
-                self.sweep();
-                reply(Err(match failure {
-                    StartFailure::AlreadyStarted(pid) => ChildError::AlreadyStarted { id, pid },
-                    StartFailure::Error(reason) => ChildError::StartFailed { id, reason },
-                }))
-            }
-            Some(OpKind::ApiRestart(_)) => reply(Err(ChildError::StartFailed { id, reason })),
-            _ => {
-                // §1.6: mark it restarting and retry through the mailbox, so that anything already
-                // waiting (API calls, exits, a shutdown) is handled first.
-                self.children[idx].state = State::Restarting;
-                self.sweep();
-                Command::Done(Outcome::Idle { retry: Some(id) })
-            }
+        if let Some(OpKind::Init) = kind {
+            // §1.2.6: undo the start-up in reverse order, then fail.
+            self.children[idx].state = State::Stopped;
+            let steps = self.terminate_steps(0);
+            return self.begin(OpKind::InitAbort { id, reason }, steps);
         }
+        // §1.6: mark it restarting and retry through the mailbox, so that anything already
+        // waiting (API calls, exits, a shutdown) is handled first.
+        self.children[idx].state = State::Restarting;
+        self.sweep();
+        Command::Done(Outcome::Idle { retry: Some(id) })
     }
 
     fn auto_shutdown_due(&self) -> bool {

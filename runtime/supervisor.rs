@@ -631,6 +631,28 @@ impl fmt::Debug for SupervisorRef {
 }
 
 impl SupervisorRef {
+    /// The supervisor behind `cell`, if `cell` is a canopy supervisor (for example a child
+    /// supervisor's cell from `which_children`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use canopy::{ChildSpec, Supervisor, SupervisorRef, SupervisorSpec};
+    /// let root = Supervisor::start(
+    ///     SupervisorSpec::default().child(ChildSpec::supervisor("inner", SupervisorSpec::default())),
+    /// ).await.unwrap();
+    /// let inner_cell = root.which_child("inner").await.unwrap().status.pid().cloned().unwrap();
+    /// let inner = SupervisorRef::from_cell(inner_cell).expect("a supervisor");
+    /// assert_eq!(inner.count_children().await.unwrap().specs, 0);
+    /// assert!(SupervisorRef::from_cell(root.cell()).is_some());
+    /// root.shutdown().await;
+    /// # }
+    /// ```
+    pub fn from_cell(cell: ActorCell) -> Option<SupervisorRef> {
+        (cell.get_type_id() == std::any::TypeId::of::<SupervisorMsg>()).then(|| SupervisorRef {
+            actor: ActorRef::from(cell),
+        })
+    }
+
     /// The supervisor's cell, e.g. to link or monitor it.
     pub fn cell(&self) -> ActorCell {
         self.actor.get_cell()

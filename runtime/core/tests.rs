@@ -1,3 +1,1670 @@
 //! Unit tests of the pure core: one per rule of spec §1, no runtime.
-#![allow(unused_imports)]
+//!
+//! [`Shell`] plays the part of the ractor shell: it answers every [`Command`] the core gives until
+//! [`Command::Done`], taking start results and termination reasons from a per-child script (by
+//! default a start succeeds with a fresh pid and a stop ends with `shutdown`, or `killed` for a brutal
+//! kill), and records the commands as `S:id` / `T:id` so that a test can assert their exact order.
+//! Time is passed in as offsets from a base instant.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
 use super::*;
+use crate::spec::Start;
+
+// -------------------------------------------------------------------------------------------------
+// Fixtures
+
+/// A child spec whose start function is never called: the shell answers for it.
+fn child(id: &str) -> ChildSpec {
+    ChildSpec::new(id, |_sup| async { Ok(Start::Ignore) })
+}
+
+fn permanent(id: &str) -> ChildSpec {
+    child(id)
+}
+
+fn transient(id: &str) -> ChildSpec {
+    child(id).restart(Restart::Transient)
+}
+
+fn temporary(id: &str) -> ChildSpec {
+    child(id).restart(Restart::Temporary)
+}
+
+/// A supervisor spec with the default budget (3 restarts in 5 s).
+fn sup(strategy: Strategy, children: impl IntoIterator<Item = ChildSpec>) -> SupervisorSpec {
+    SupervisorSpec::new(strategy).children(children)
+}
+
+/// The five classes of exit reason of the decision table (§1.3).
+fn reasons() -> [ExitReason; 5] {
+    [
+        ExitReason::Normal,
+        ExitReason::Shutdown,
+        ExitReason::ShutdownWith("bye".into()),
+        ExitReason::Killed,
+        ExitReason::Error("boom".into()),
+    ]
+}
+
+fn gave_up() -> ExitReason {
+    ExitReason::ShutdownWith(REACHED_MAX_RESTART_INTENSITY.into())
+}
+
+fn child_terminated(id: &str, reason: ExitReason) -> Report {
+    Report::ChildTerminated {
+        id: id.into(),
+        reason,
+    }
+}
+
+/// What the shell answers to one `Command::Start`.
+#[derive(Debug, Clone)]
+enum Started {
+    /// Started as a fresh pid.
+    Ok,
+    /// The start function returned `ignore`.
+    Ignore,
+    /// The start function failed with this reason.
+    Fail(&'static str),
+    /// The start function clashed with this running process.
+    Clash(u64),
+}
+
+/// The shell: carries out the core's commands.
+struct Shell {
+    core: Core<u64>,
+    t0: Instant,
+    next_pid: u64,
+    /// Per-child answers to `Start`; when empty, `start_dice`, then `Started::Ok`.
+    starts: HashMap<String, VecDeque<Started>>,
+    /// Per-child answers to `Terminate`; when empty, `stop_dice`, then the policy's usual reason.
+    stops: HashMap<String, VecDeque<Option<ExitReason>>>,
+    start_dice: VecDeque<Started>,
+    stop_dice: VecDeque<Option<ExitReason>>,
+    /// Every pid that stopped: terminated by the shell or exited by itself.
+    dead: Vec<u64>,
+    log: Vec<String>,
+}
+
+impl Shell {
+    /// A shell around a fresh core; nothing started yet.
+    fn new(spec: SupervisorSpec) -> Self {
+        Shell {
+            core: Core::new(&spec).expect("valid spec"),
+            t0: Instant::now(),
+            next_pid: 100,
+            starts: HashMap::new(),
+            stops: HashMap::new(),
+            start_dice: VecDeque::new(),
+            stop_dice: VecDeque::new(),
+            dead: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+
+    /// A shell whose start-up went through with every child started; log and reports cleared.
+    fn boot(spec: SupervisorSpec) -> Self {
+        let mut sh = Shell::new(spec);
+        let outcome = sh.init();
+        assert!(matches!(outcome, Outcome::Ready), "{outcome:?}");
+        sh.log.clear();
+        sh.core.take_reports();
+        sh
+    }
+
+    fn at(&self, secs: f64) -> Instant {
+        self.t0 + Duration::from_secs_f64(secs)
+    }
+
+    fn script_start(&mut self, id: &str, results: impl IntoIterator<Item = Started>) {
+        self.starts.entry(id.into()).or_default().extend(results);
+    }
+
+    fn script_stop(&mut self, id: &str, results: impl IntoIterator<Item = Option<ExitReason>>) {
+        self.stops.entry(id.into()).or_default().extend(results);
+    }
+
+    /// Answers commands until the operation is done.
+    fn run(&mut self, mut cmd: Command<u64>) -> Outcome<u64> {
+        loop {
+            cmd = match cmd {
+                Command::Start { spec } => {
+                    let id = spec.id().to_string();
+                    self.log.push(format!("S:{id}"));
+                    let answer = self
+                        .starts
+                        .get_mut(&id)
+                        .and_then(VecDeque::pop_front)
+                        .or_else(|| self.start_dice.pop_front())
+                        .unwrap_or(Started::Ok);
+                    let result = match answer {
+                        Started::Ok => {
+                            self.next_pid += 1;
+                            Ok(Some(self.next_pid))
+                        }
+                        Started::Ignore => Ok(None),
+                        Started::Fail(reason) => Err(StartFailure::Error(reason.into())),
+                        Started::Clash(pid) => Err(StartFailure::AlreadyStarted(pid)),
+                    };
+                    self.core.started(result)
+                }
+                Command::Terminate { id, pid, shutdown } => {
+                    assert_eq!(
+                        self.core.id_of(&pid),
+                        Some(id.as_str()),
+                        "asked to terminate {pid}, which is not the current `{id}`"
+                    );
+                    self.log.push(format!("T:{id}"));
+                    self.dead.push(pid);
+                    let usual = match shutdown {
+                        Shutdown::BrutalKill => ExitReason::Killed,
+                        _ => ExitReason::Shutdown,
+                    };
+                    let reason = self
+                        .stops
+                        .get_mut(&id)
+                        .and_then(VecDeque::pop_front)
+                        .or_else(|| self.stop_dice.pop_front())
+                        .unwrap_or(Some(usual));
+                    self.core.terminated(reason)
+                }
+                Command::Done(outcome) => return outcome,
+            }
+        }
+    }
+
+    /// The commands carried out since the last call, as `S:id T:id ...`.
+    fn take_log(&mut self) -> String {
+        std::mem::take(&mut self.log).join(" ")
+    }
+
+    fn reports(&mut self) -> Vec<Report> {
+        self.core.take_reports()
+    }
+
+    fn init(&mut self) -> Outcome<u64> {
+        let cmd = self.core.init();
+        self.run(cmd)
+    }
+
+    fn status(&self, id: &str) -> Option<ChildStatus<u64>> {
+        self.core.which_child(id).map(|c| c.status)
+    }
+
+    fn pid(&self, id: &str) -> u64 {
+        match self.status(id) {
+            Some(ChildStatus::Running(pid)) => pid,
+            other => panic!("`{id}` is not running: {other:?}"),
+        }
+    }
+
+    /// which_children's ids, in its order.
+    fn ids(&self) -> Vec<String> {
+        self.core
+            .which_children()
+            .into_iter()
+            .map(|c| c.id)
+            .collect()
+    }
+
+    /// The current incarnation of `id` exits by itself at `secs`.
+    fn exit(&mut self, id: &str, reason: ExitReason, secs: f64) -> Outcome<u64> {
+        let pid = self.pid(id);
+        self.dead.push(pid);
+        let now = self.at(secs);
+        let cmd = self
+            .core
+            .child_exited(&pid, reason, now)
+            .unwrap_or_else(|| panic!("the exit of the current `{id}` was taken as stale"));
+        self.run(cmd)
+    }
+
+    /// The queued retry of `id` comes up at `secs`.
+    fn retry(&mut self, id: &str, secs: f64) -> Option<Outcome<u64>> {
+        let now = self.at(secs);
+        let cmd = self.core.retry_due(id, now)?;
+        Some(self.run(cmd))
+    }
+
+    fn shutdown(&mut self, reason: ExitReason) -> Outcome<u64> {
+        let cmd = self.core.shutdown(reason);
+        self.run(cmd)
+    }
+
+    fn start_child(&mut self, spec: ChildSpec) -> Result<Option<u64>, ChildError<u64>> {
+        let cmd = self.core.start_child(spec);
+        reply(self.run(cmd))
+    }
+
+    fn terminate_child(&mut self, id: &str) -> Result<Option<u64>, ChildError<u64>> {
+        let cmd = self.core.terminate_child(id);
+        reply(self.run(cmd))
+    }
+
+    fn restart_child(&mut self, id: &str) -> Result<Option<u64>, ChildError<u64>> {
+        let cmd = self.core.restart_child(id);
+        reply(self.run(cmd))
+    }
+}
+
+#[track_caller]
+fn reply(outcome: Outcome<u64>) -> Result<Option<u64>, ChildError<u64>> {
+    match outcome {
+        Outcome::Reply(result) => result,
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn assert_idle(outcome: &Outcome<u64>) {
+    assert!(
+        matches!(outcome, Outcome::Idle { retry: None }),
+        "expected Idle without retry, got {outcome:?}"
+    );
+}
+
+#[track_caller]
+fn assert_retry(outcome: &Outcome<u64>, id: &str) {
+    assert!(
+        matches!(outcome, Outcome::Idle { retry: Some(r) } if r == id),
+        "expected a retry of `{id}`, got {outcome:?}"
+    );
+}
+
+#[track_caller]
+fn assert_exit(outcome: &Outcome<u64>, reason: &ExitReason) {
+    assert!(
+        matches!(outcome, Outcome::Exit(r) if r == reason),
+        "expected Exit({reason:?}), got {outcome:?}"
+    );
+}
+
+const STOPPED: Option<ChildStatus<u64>> = Some(ChildStatus::Stopped);
+const RESTARTING: Option<ChildStatus<u64>> = Some(ChildStatus::Restarting);
+
+// -------------------------------------------------------------------------------------------------
+// §1.2 Start-up
+
+#[test]
+fn init_starts_children_one_at_a_time_in_list_order() {
+    let mut sh = Shell::new(sup(
+        Strategy::OneForOne,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    assert!(matches!(sh.init(), Outcome::Ready));
+    assert_eq!(sh.take_log(), "S:a S:b S:c");
+    assert_eq!(sh.core.count_children().active, 3);
+    assert!(sh.reports().is_empty());
+}
+
+#[test]
+fn init_ignore_keeps_the_spec_stopped_but_drops_a_temporary_one() {
+    let mut sh = Shell::new(sup(
+        Strategy::OneForOne,
+        [
+            permanent("a"),
+            permanent("p"),
+            temporary("t"),
+            permanent("b"),
+        ],
+    ));
+    sh.script_start("p", [Started::Ignore]);
+    sh.script_start("t", [Started::Ignore]);
+    assert!(matches!(sh.init(), Outcome::Ready));
+    assert_eq!(sh.take_log(), "S:a S:p S:t S:b");
+    assert_eq!(sh.status("p"), STOPPED);
+    assert!(sh.core.which_child("t").is_none());
+    assert_eq!(sh.ids(), ["b", "p", "a"]);
+}
+
+#[test]
+fn init_failure_terminates_the_started_children_in_reverse_and_fails() {
+    let mut sh = Shell::new(sup(
+        Strategy::OneForOne,
+        [
+            permanent("a"),
+            permanent("b"),
+            permanent("c"),
+            permanent("d"),
+            permanent("e"),
+        ],
+    ));
+    sh.script_start("b", [Started::Ignore]);
+    sh.script_start("d", [Started::Fail("bad config")]);
+    let outcome = sh.init();
+    assert!(
+        matches!(&outcome, Outcome::InitFailed { id, reason } if id == "d" && reason == "bad config"),
+        "{outcome:?}"
+    );
+    // b ignored its start, e was never reached: only c and a are stopped, c first.
+    assert_eq!(sh.take_log(), "S:a S:b S:c S:d T:c T:a");
+    assert_eq!(
+        sh.reports(),
+        [Report::StartError {
+            id: "d".into(),
+            reason: "bad config".into()
+        }]
+    );
+    assert!(!sh.core.has_running_children());
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.3 The decision table
+
+#[test]
+fn permanent_child_is_restarted_after_every_exit_and_every_exit_is_reported() {
+    for reason in reasons() {
+        let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("w"), permanent("x")]));
+        let (old, x) = (sh.pid("w"), sh.pid("x"));
+        let outcome = sh.exit("w", reason.clone(), 0.0);
+        assert_idle(&outcome);
+        assert_eq!(sh.take_log(), "S:w", "{reason:?}");
+        assert_ne!(sh.pid("w"), old, "{reason:?}");
+        assert_eq!(sh.pid("x"), x, "{reason:?}");
+        let info = sh.core.which_child("w").unwrap();
+        assert_eq!(info.restarts, 1, "{reason:?}");
+        assert_eq!(info.last_exit, Some(reason.clone()));
+        assert_eq!(
+            sh.reports(),
+            [child_terminated("w", reason.clone())],
+            "{reason:?}"
+        );
+    }
+}
+
+#[test]
+fn transient_child_is_restarted_only_after_an_abnormal_exit() {
+    for reason in reasons() {
+        let mut sh = Shell::boot(sup(Strategy::OneForOne, [transient("w"), permanent("x")]));
+        let outcome = sh.exit("w", reason.clone(), 0.0);
+        assert_idle(&outcome);
+        if reason.is_normal_class() {
+            assert_eq!(sh.take_log(), "", "{reason:?}");
+            assert_eq!(sh.status("w"), STOPPED, "spec kept, no process: {reason:?}");
+            assert_eq!(sh.core.count_children().specs, 2);
+            assert!(sh.reports().is_empty(), "a normal exit is not reported");
+        } else {
+            assert_eq!(sh.take_log(), "S:w", "{reason:?}");
+            assert!(matches!(sh.status("w"), Some(ChildStatus::Running(_))));
+            assert_eq!(sh.reports(), [child_terminated("w", reason.clone())]);
+        }
+    }
+}
+
+#[test]
+fn temporary_child_is_never_restarted_and_its_spec_is_deleted() {
+    for reason in reasons() {
+        let mut sh = Shell::boot(sup(Strategy::OneForOne, [temporary("w"), permanent("x")]));
+        let outcome = sh.exit("w", reason.clone(), 0.0);
+        assert_idle(&outcome);
+        assert_eq!(sh.take_log(), "", "{reason:?}");
+        assert!(sh.core.which_child("w").is_none(), "{reason:?}");
+        assert_eq!(sh.core.count_children().specs, 1);
+        let expected = if reason.is_normal_class() {
+            vec![]
+        } else {
+            vec![child_terminated("w", reason.clone())]
+        };
+        assert_eq!(sh.reports(), expected, "{reason:?}");
+    }
+}
+
+#[test]
+fn exits_of_strangers_and_of_replaced_or_terminated_incarnations_are_stale() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    let now = sh.at(0.0);
+    assert!(sh
+        .core
+        .child_exited(&9999, ExitReason::Error("who?".into()), now)
+        .is_none());
+
+    // An incarnation already replaced by a restart.
+    let old_a = sh.pid("a");
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    let new_a = sh.pid("a");
+    sh.take_log();
+    sh.reports();
+    assert!(sh
+        .core
+        .child_exited(&old_a, ExitReason::Error("again".into()), now)
+        .is_none());
+
+    // An incarnation the supervisor terminated: its exit arrives after the fact.
+    let old_b = sh.pid("b");
+    assert_eq!(sh.terminate_child("b"), Ok(None));
+    sh.take_log();
+    assert!(sh
+        .core
+        .child_exited(&old_b, ExitReason::Shutdown, now)
+        .is_none());
+
+    assert_eq!(sh.take_log(), "");
+    assert!(sh.reports().is_empty());
+    assert_eq!(sh.pid("a"), new_a);
+    assert_eq!(sh.status("b"), STOPPED);
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.4 Restart intensity
+
+#[test]
+fn a_failed_restart_counts_against_intensity() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForOne,
+            [permanent("a"), permanent("b"), permanent("c")],
+        )
+        .restart_intensity(1, Duration::from_secs(5)),
+    );
+    sh.script_start("a", [Started::Fail("boom")]);
+    assert_retry(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a");
+    // End a's restart loop without a further restart.
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    sh.take_log();
+    // The budget (1) went to a's failed restart: b's crash gives up.
+    let outcome = sh.exit("b", ExitReason::Error("y".into()), 1.0);
+    assert_exit(&outcome, &gave_up());
+    assert_eq!(sh.take_log(), "T:c");
+}
+
+#[test]
+fn every_retry_counts_against_intensity() {
+    let mut sh = Shell::boot(
+        sup(Strategy::OneForOne, [permanent("a"), permanent("b")])
+            .restart_intensity(2, Duration::from_secs(5)),
+    );
+    sh.script_start("a", [Started::Fail("e1"), Started::Fail("e2")]);
+    assert_retry(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a");
+    assert_retry(&sh.retry("a", 0.1).unwrap(), "a");
+    assert_eq!(sh.take_log(), "S:a S:a");
+    // Third restart in the window: refused before anything is started.
+    let outcome = sh.retry("a", 0.2).unwrap();
+    assert_exit(&outcome, &gave_up());
+    assert_eq!(sh.take_log(), "T:b");
+    assert_eq!(
+        sh.reports().last(),
+        Some(&Report::ReachedMaxRestartIntensity { id: "a".into() })
+    );
+}
+
+#[test]
+fn intensity_zero_gives_up_on_the_first_crash() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForOne,
+            [permanent("a"), permanent("b"), permanent("c")],
+        )
+        .restart_intensity(0, Duration::from_secs(5)),
+    );
+    let outcome = sh.exit("b", ExitReason::Error("boom".into()), 0.0);
+    assert_exit(&outcome, &gave_up());
+    assert_eq!(sh.take_log(), "T:c T:a");
+    assert_eq!(
+        sh.reports(),
+        [
+            child_terminated("b", ExitReason::Error("boom".into())),
+            Report::ReachedMaxRestartIntensity { id: "b".into() },
+        ]
+    );
+}
+
+#[test]
+fn giving_up_terminates_the_rest_in_reverse_order_and_exits_with_shutdown() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForOne,
+            [
+                permanent("a"),
+                permanent("b"),
+                permanent("c"),
+                permanent("d"),
+            ],
+        )
+        .restart_intensity(1, Duration::from_secs(5)),
+    );
+    assert_idle(&sh.exit("c", ExitReason::Killed, 0.0));
+    assert_eq!(sh.take_log(), "S:c");
+    sh.reports();
+    let outcome = sh.exit("c", ExitReason::Killed, 1.0);
+    assert_exit(&outcome, &gave_up());
+    assert!(gave_up().is_shutdown());
+    assert_eq!(sh.take_log(), "T:d T:b T:a");
+    assert_eq!(
+        sh.reports(),
+        [
+            child_terminated("c", ExitReason::Killed),
+            Report::ReachedMaxRestartIntensity { id: "c".into() },
+        ]
+    );
+    // Nothing runs any more; the failed child's spec is kept with no process.
+    assert!(!sh.core.has_running_children());
+    assert_eq!(sh.core.count_children().active, 0);
+    assert_eq!(sh.status("c"), STOPPED);
+}
+
+#[test]
+fn the_budget_is_shared_by_all_children() {
+    let mut sh = Shell::boot(
+        sup(Strategy::OneForOne, [permanent("a"), permanent("b")])
+            .restart_intensity(1, Duration::from_secs(5)),
+    );
+    assert_idle(&sh.exit("a", ExitReason::Error("x".into()), 0.0));
+    assert_exit(
+        &sh.exit("b", ExitReason::Error("y".into()), 1.0),
+        &gave_up(),
+    );
+    assert_eq!(sh.take_log(), "S:a T:a");
+}
+
+#[test]
+fn the_restart_window_slides() {
+    let mut sh = Shell::boot(
+        sup(Strategy::OneForOne, [permanent("a"), permanent("b")])
+            .restart_intensity(2, Duration::from_secs(5)),
+    );
+    let crash = || ExitReason::Error("boom".into());
+    assert_idle(&sh.exit("a", crash(), 0.0));
+    assert_idle(&sh.exit("a", crash(), 1.0));
+    // At 5.0 the restart of 0.0 is exactly one period old and has left the window.
+    assert_idle(&sh.exit("a", crash(), 5.0));
+    assert_eq!(sh.take_log(), "S:a S:a S:a");
+    // At 5.5 the restarts of 1.0 and 5.0 are both in it: a third one is refused.
+    assert_exit(&sh.exit("a", crash(), 5.5), &gave_up());
+    assert_eq!(sh.take_log(), "T:b");
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.5 Strategies
+
+#[test]
+fn one_for_one_restarts_only_the_failed_child() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    let (a, c) = (sh.pid("a"), sh.pid("c"));
+    assert_idle(&sh.exit("b", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "S:b");
+    assert_eq!((sh.pid("a"), sh.pid("c")), (a, c));
+}
+
+#[test]
+fn one_for_all_terminates_the_others_in_reverse_then_starts_all_in_order() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForAll,
+        [
+            permanent("a"),
+            permanent("b"),
+            permanent("c"),
+            permanent("d"),
+        ],
+    ));
+    let before: Vec<u64> = ["a", "b", "c", "d"].iter().map(|id| sh.pid(id)).collect();
+    assert_idle(&sh.exit("c", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:d T:b T:a S:a S:b S:c S:d");
+    for (id, old) in ["a", "b", "c", "d"].iter().zip(before) {
+        assert_ne!(sh.pid(id), old, "{id} runs as a new process");
+    }
+    assert_eq!(
+        sh.reports(),
+        [child_terminated("c", ExitReason::Error("boom".into()))]
+    );
+}
+
+#[test]
+fn one_for_all_also_starts_children_that_were_stopped() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForAll,
+        [
+            permanent("a"),
+            permanent("b"),
+            transient("t"),
+            permanent("c"),
+        ],
+    ));
+    assert_eq!(sh.terminate_child("b"), Ok(None));
+    assert_idle(&sh.exit("t", ExitReason::Normal, 0.0));
+    assert_eq!(sh.take_log(), "T:b");
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 1.0));
+    assert_eq!(sh.take_log(), "T:c S:a S:b S:t S:c");
+    assert_eq!(sh.core.count_children().active, 4);
+}
+
+#[test]
+fn one_for_all_removes_temporary_bystanders() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForAll,
+        [permanent("a"), temporary("tmp"), permanent("c")],
+    ));
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:c T:tmp S:a S:c");
+    assert!(sh.core.which_child("tmp").is_none());
+    assert_eq!(sh.ids(), ["c", "a"]);
+}
+
+#[test]
+fn rest_for_one_restarts_the_failed_child_and_those_started_after_it() {
+    let mut sh = Shell::boot(sup(
+        Strategy::RestForOne,
+        [
+            permanent("a"),
+            permanent("b"),
+            permanent("c"),
+            permanent("d"),
+        ],
+    ));
+    let a = sh.pid("a");
+    assert_idle(&sh.exit("b", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:d T:c S:b S:c S:d");
+    assert_eq!(
+        sh.pid("a"),
+        a,
+        "children before the failed one are untouched"
+    );
+}
+
+#[test]
+fn rest_for_one_removes_temporary_children_after_the_failed_one() {
+    let mut sh = Shell::boot(sup(
+        Strategy::RestForOne,
+        [
+            permanent("a"),
+            permanent("b"),
+            temporary("tmp"),
+            permanent("d"),
+        ],
+    ));
+    assert_idle(&sh.exit("b", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:d T:tmp S:b S:d");
+    assert_eq!(sh.ids(), ["d", "b", "a"]);
+}
+
+#[test]
+fn start_child_appends_the_child_as_the_last_started_one() {
+    let mut sh = Shell::boot(sup(Strategy::RestForOne, [permanent("a"), permanent("b")]));
+    let n = sh.start_child(permanent("n")).unwrap().expect("a pid");
+    assert_eq!(sh.take_log(), "S:n");
+    assert_eq!(sh.pid("n"), n);
+    assert_eq!(sh.ids(), ["n", "b", "a"]);
+    // For rest_for_one it comes after every existing child.
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:n T:b S:a S:b S:n");
+}
+
+#[test]
+fn ignore_during_a_restart_leaves_the_spec_stopped_without_retry() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    sh.script_start("a", [Started::Ignore]);
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "S:a");
+    assert_eq!(sh.status("a"), STOPPED);
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.6 Try again
+
+#[test]
+fn a_failed_restart_marks_the_child_restarting_and_asks_for_a_retry() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    sh.script_start("a", [Started::Fail("no db")]);
+    let outcome = sh.exit("a", ExitReason::Error("boom".into()), 0.0);
+    assert_retry(&outcome, "a");
+    assert_eq!(sh.take_log(), "S:a");
+    assert_eq!(sh.status("a"), RESTARTING);
+    let c = sh.core.count_children();
+    assert_eq!((c.specs, c.active, c.workers), (2, 1, 2));
+    assert_eq!(
+        sh.reports(),
+        [
+            child_terminated("a", ExitReason::Error("boom".into())),
+            Report::StartError {
+                id: "a".into(),
+                reason: "no db".into()
+            },
+        ]
+    );
+    // The retry succeeds.
+    assert_idle(&sh.retry("a", 0.5).expect("a is still restarting"));
+    assert_eq!(sh.take_log(), "S:a");
+    assert!(matches!(sh.status("a"), Some(ChildStatus::Running(_))));
+}
+
+#[test]
+fn one_for_all_retry_terminates_what_the_failed_round_started() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForAll,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    sh.script_start("b", [Started::Fail("not yet")]);
+    assert_retry(&sh.exit("b", ExitReason::Error("boom".into()), 0.0), "b");
+    assert_eq!(sh.take_log(), "T:c T:a S:a S:b");
+    assert!(matches!(sh.status("a"), Some(ChildStatus::Running(_))));
+    assert_eq!(sh.status("b"), RESTARTING);
+    assert_eq!(sh.status("c"), STOPPED);
+    assert_idle(&sh.retry("b", 0.1).unwrap());
+    assert_eq!(sh.take_log(), "T:a S:a S:b S:c");
+    assert_eq!(sh.core.count_children().active, 3);
+}
+
+#[test]
+
+fn one_for_all_failed_round_leaves_only_the_failed_child_restarting() {
+    // OTP takes the crashed child out first (`del_child`: pid undefined); after a failed round only
+    // the child that failed to start is `restarting`, and only it has a retry queued.
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForAll,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    sh.script_start("b", [Started::Fail("not yet")]);
+    assert_retry(&sh.exit("c", ExitReason::Error("boom".into()), 0.0), "b");
+    assert_eq!(sh.take_log(), "T:b T:a S:a S:b");
+    assert_eq!(sh.status("b"), RESTARTING);
+    assert_eq!(sh.status("c"), STOPPED);
+    // Ending b's loop must leave c restartable by hand, as in OTP.
+    assert_eq!(sh.terminate_child("b"), Ok(None));
+    assert!(sh.retry("b", 0.1).is_none());
+    assert!(matches!(sh.restart_child("c"), Ok(Some(_))));
+}
+
+#[test]
+fn rest_for_one_retry_starts_from_the_child_that_failed_to_start() {
+    let mut sh = Shell::boot(sup(
+        Strategy::RestForOne,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    sh.script_start("b", [Started::Fail("not yet")]);
+    assert_retry(&sh.exit("a", ExitReason::Error("boom".into()), 0.0), "b");
+    assert_eq!(sh.take_log(), "T:c T:b S:a S:b");
+    let a = sh.pid("a");
+    assert_idle(&sh.retry("b", 0.1).unwrap());
+    assert_eq!(sh.take_log(), "S:b S:c");
+    assert_eq!(
+        sh.pid("a"),
+        a,
+        "a restarted fine and is not restarted again"
+    );
+}
+
+#[test]
+fn retry_is_ignored_after_terminate_child() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    sh.script_start("a", [Started::Fail("no")]);
+    assert_retry(&sh.exit("a", ExitReason::Error("boom".into()), 0.0), "a");
+    sh.take_log();
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    assert_eq!(sh.take_log(), "", "nothing to stop: it was not running");
+    assert_eq!(sh.status("a"), STOPPED);
+    assert!(sh.retry("a", 0.1).is_none());
+    assert_eq!(sh.take_log(), "");
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.7 Terminating children
+
+#[test]
+fn shutdown_terminates_running_children_in_reverse_start_order() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [
+            permanent("a"),
+            permanent("b"),
+            permanent("c"),
+            permanent("d"),
+        ],
+    ));
+    assert_eq!(sh.terminate_child("b"), Ok(None));
+    sh.start_child(permanent("n")).unwrap();
+    sh.script_start("c", [Started::Fail("no")]);
+    assert_retry(&sh.exit("c", ExitReason::Error("boom".into()), 0.0), "c");
+    sh.take_log();
+    let outcome = sh.shutdown(ExitReason::Shutdown);
+    assert_exit(&outcome, &ExitReason::Shutdown);
+    // b is stopped and c is restarting: neither has a process to stop.
+    assert_eq!(sh.take_log(), "T:n T:d T:a");
+    assert!(!sh.core.has_running_children());
+}
+
+#[test]
+fn killed_after_a_timeout_is_a_shutdown_error_but_not_after_a_brutal_kill() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [
+            permanent("slow").shutdown(Shutdown::Timeout(Duration::from_secs(1))),
+            permanent("brute").shutdown(Shutdown::BrutalKill),
+            permanent("drain").shutdown(Shutdown::Drain(Duration::from_secs(1))),
+        ],
+    ));
+    sh.script_stop("slow", [Some(ExitReason::Killed)]);
+    sh.script_stop("brute", [Some(ExitReason::Killed)]);
+    sh.script_stop("drain", [Some(ExitReason::Killed)]);
+    assert_exit(&sh.shutdown(ExitReason::Shutdown), &ExitReason::Shutdown);
+    assert_eq!(sh.take_log(), "T:drain T:brute T:slow");
+    assert_eq!(
+        sh.reports(),
+        [
+            Report::ShutdownError {
+                id: "drain".into(),
+                reason: ExitReason::Killed
+            },
+            Report::ShutdownError {
+                id: "slow".into(),
+                reason: ExitReason::Killed
+            },
+        ]
+    );
+}
+
+#[test]
+fn shutdown_error_follows_the_restart_type_like_otp_child_res() {
+    // (restart type, how it ended, is it a shutdown_error?)
+    let table = [
+        (Restart::Permanent, ExitReason::Shutdown, false),
+        (Restart::Permanent, ExitReason::Normal, true),
+        (
+            Restart::Permanent,
+            ExitReason::ShutdownWith("x".into()),
+            true,
+        ),
+        (Restart::Permanent, ExitReason::Error("e".into()), true),
+        (Restart::Transient, ExitReason::Shutdown, false),
+        (Restart::Transient, ExitReason::Normal, false),
+        (
+            Restart::Transient,
+            ExitReason::ShutdownWith("x".into()),
+            false,
+        ),
+        (Restart::Transient, ExitReason::Error("e".into()), true),
+        (Restart::Temporary, ExitReason::Normal, false),
+        (Restart::Temporary, ExitReason::Error("e".into()), true),
+    ];
+    for (restart, reason, is_error) in table {
+        let mut sh = Shell::boot(sup(Strategy::OneForOne, [child("w").restart(restart)]));
+        sh.script_stop("w", [Some(reason.clone())]);
+        // terminate_child still succeeds.
+        assert_eq!(sh.terminate_child("w"), Ok(None), "{restart:?} {reason:?}");
+        let expected = if is_error {
+            vec![Report::ShutdownError {
+                id: "w".into(),
+                reason: reason.clone(),
+            }]
+        } else {
+            vec![]
+        };
+        assert_eq!(sh.reports(), expected, "{restart:?} {reason:?}");
+    }
+}
+
+#[test]
+fn a_child_that_already_exited_by_itself_is_not_reported_nor_restarted_twice() {
+    let mut sh = Shell::boot(sup(Strategy::OneForAll, [permanent("a"), permanent("b")]));
+    let old_b = sh.pid("b");
+    // b crashed on its own just before the supervisor came to stop it.
+    sh.script_stop("b", [None]);
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:b S:a S:b");
+    assert_eq!(
+        sh.reports(),
+        [child_terminated("a", ExitReason::Error("boom".into()))]
+    );
+    // Its own exit arrives afterwards: part of this restart, not a second one.
+    let now = sh.at(0.1);
+    assert!(sh
+        .core
+        .child_exited(&old_b, ExitReason::Error("late".into()), now)
+        .is_none());
+    assert_eq!(sh.take_log(), "");
+    assert!(sh.reports().is_empty());
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.9 Significant children and auto-shutdown
+
+fn significant(spec: ChildSpec) -> ChildSpec {
+    spec.significant(true)
+}
+
+#[test]
+fn any_significant_shuts_down_on_the_first_significant_exit() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForOne,
+            [
+                permanent("p"),
+                significant(transient("s1")),
+                significant(transient("s2")),
+                transient("n"),
+                permanent("q"),
+            ],
+        )
+        .auto_shutdown(AutoShutdown::AnySignificant),
+    );
+    // A child that is not significant leaves quietly.
+    assert_idle(&sh.exit("n", ExitReason::Normal, 0.0));
+    assert_eq!(sh.take_log(), "");
+    let outcome = sh.exit("s1", ExitReason::Normal, 0.0);
+    assert_exit(&outcome, &ExitReason::Shutdown);
+    assert_eq!(sh.take_log(), "T:q T:s2 T:p");
+    assert_eq!(sh.reports(), [Report::AutoShutdown { id: "s1".into() }]);
+}
+
+#[test]
+fn all_significant_shuts_down_when_no_significant_child_is_left() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForOne,
+            [
+                permanent("p"),
+                significant(transient("s1")),
+                significant(temporary("s2")),
+            ],
+        )
+        .auto_shutdown(AutoShutdown::AllSignificant),
+    );
+    assert_idle(&sh.exit("s1", ExitReason::Shutdown, 0.0));
+    assert_eq!(sh.take_log(), "");
+    assert!(sh.reports().is_empty());
+    let outcome = sh.exit("s2", ExitReason::ShutdownWith("done".into()), 1.0);
+    assert_exit(&outcome, &ExitReason::Shutdown);
+    assert_eq!(sh.take_log(), "T:p");
+    assert_eq!(sh.reports(), [Report::AutoShutdown { id: "s2".into() }]);
+}
+
+#[test]
+fn a_significant_temporary_child_triggers_on_any_exit() {
+    for reason in reasons() {
+        let mut sh = Shell::boot(
+            sup(
+                Strategy::OneForOne,
+                [permanent("p"), significant(temporary("t"))],
+            )
+            .auto_shutdown(AutoShutdown::AnySignificant),
+        );
+        let outcome = sh.exit("t", reason.clone(), 0.0);
+        assert_exit(&outcome, &ExitReason::Shutdown);
+        assert_eq!(sh.take_log(), "T:p", "{reason:?}");
+        assert_eq!(
+            sh.reports().last(),
+            Some(&Report::AutoShutdown { id: "t".into() }),
+            "{reason:?}"
+        );
+    }
+}
+
+#[test]
+fn a_significant_transient_child_is_restarted_after_an_abnormal_exit() {
+    for reason in [ExitReason::Killed, ExitReason::Error("boom".into())] {
+        let mut sh = Shell::boot(
+            sup(
+                Strategy::OneForOne,
+                [permanent("p"), significant(transient("s"))],
+            )
+            .auto_shutdown(AutoShutdown::AnySignificant),
+        );
+        assert_idle(&sh.exit("s", reason.clone(), 0.0));
+        assert_eq!(sh.take_log(), "S:s", "{reason:?}");
+        assert_eq!(sh.reports(), [child_terminated("s", reason.clone())]);
+    }
+}
+
+#[test]
+fn terminate_child_of_a_significant_child_does_not_trigger_auto_shutdown() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForOne,
+            [
+                permanent("p"),
+                significant(transient("s")),
+                significant(temporary("t")),
+            ],
+        )
+        .auto_shutdown(AutoShutdown::AnySignificant),
+    );
+    assert_eq!(sh.terminate_child("s"), Ok(None));
+    assert_eq!(sh.terminate_child("t"), Ok(None));
+    assert_eq!(sh.take_log(), "T:s T:t");
+    assert!(sh.reports().is_empty());
+    assert!(matches!(sh.status("p"), Some(ChildStatus::Running(_))));
+    assert_eq!(sh.status("s"), STOPPED);
+    assert!(sh.status("t").is_none());
+}
+
+#[test]
+fn significant_bystanders_of_a_restart_do_not_trigger_auto_shutdown() {
+    let mut sh = Shell::boot(
+        sup(
+            Strategy::OneForAll,
+            [
+                permanent("p"),
+                significant(transient("s")),
+                significant(temporary("t")),
+                permanent("q"),
+            ],
+        )
+        .auto_shutdown(AutoShutdown::AnySignificant),
+    );
+    assert_idle(&sh.exit("p", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "T:q T:t T:s S:p S:s S:q");
+    assert_eq!(
+        sh.reports(),
+        [child_terminated("p", ExitReason::Error("boom".into()))]
+    );
+    assert!(sh.status("t").is_none());
+    assert_eq!(sh.core.count_children().active, 3);
+}
+
+// -------------------------------------------------------------------------------------------------
+// §1.10 Child management API
+
+#[test]
+fn unknown_ids_are_not_found() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    let nf = || Err(ChildError::NotFound("x".into()));
+    assert_eq!(sh.terminate_child("x"), nf());
+    assert_eq!(sh.restart_child("x"), nf());
+    assert_eq!(
+        sh.core.delete_child("x"),
+        Err(ChildError::NotFound("x".into()))
+    );
+    assert!(sh.core.which_child("x").is_none());
+    assert!(sh.core.get_childspec("x").is_none());
+    assert_eq!(sh.take_log(), "");
+}
+
+#[test]
+fn restart_and_delete_of_a_running_child_are_refused() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    assert_eq!(sh.restart_child("a"), Err(ChildError::Running("a".into())));
+    assert_eq!(
+        sh.core.delete_child("a"),
+        Err(ChildError::Running("a".into()))
+    );
+    assert_eq!(sh.take_log(), "");
+}
+
+#[test]
+fn restart_delete_and_start_of_a_restarting_child_are_refused() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.script_start("a", [Started::Fail("no")]);
+    assert_retry(&sh.exit("a", ExitReason::Error("boom".into()), 0.0), "a");
+    sh.take_log();
+    assert_eq!(
+        sh.restart_child("a"),
+        Err(ChildError::Restarting("a".into()))
+    );
+    assert_eq!(
+        sh.core.delete_child("a"),
+        Err(ChildError::Restarting("a".into()))
+    );
+    assert_eq!(
+        sh.start_child(permanent("a")),
+        Err(ChildError::AlreadyPresent("a".into()))
+    );
+    assert_eq!(sh.take_log(), "");
+    assert_eq!(sh.status("a"), RESTARTING);
+}
+
+#[test]
+fn start_child_with_a_taken_id_is_already_started_or_already_present() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    let a = sh.pid("a");
+    assert_eq!(sh.terminate_child("b"), Ok(None));
+    sh.take_log();
+    assert_eq!(
+        sh.start_child(permanent("a")),
+        Err(ChildError::AlreadyStarted {
+            id: "a".into(),
+            pid: a
+        })
+    );
+    assert_eq!(
+        sh.start_child(permanent("b")),
+        Err(ChildError::AlreadyPresent("b".into()))
+    );
+    assert_eq!(sh.take_log(), "", "no start attempted");
+    assert_eq!(sh.ids(), ["b", "a"]);
+}
+
+#[test]
+fn start_child_whose_start_clashes_is_already_started_and_nothing_is_kept() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.script_start("n", [Started::Clash(77)]);
+    assert_eq!(
+        sh.start_child(permanent("n")),
+        Err(ChildError::AlreadyStarted {
+            id: "n".into(),
+            pid: 77
+        })
+    );
+    assert_eq!(sh.take_log(), "S:n");
+    assert!(sh.core.which_child("n").is_none());
+    assert_eq!(sh.ids(), ["a"]);
+}
+
+#[test]
+fn start_child_failure_stores_nothing() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.script_start("n", [Started::Fail("nope")]);
+    assert_eq!(
+        sh.start_child(permanent("n")),
+        Err(ChildError::StartFailed {
+            id: "n".into(),
+            reason: "nope".into()
+        })
+    );
+    assert!(sh.core.which_child("n").is_none());
+    assert_eq!(sh.core.count_children().specs, 1);
+    // The id is free: the next attempt is a fresh start, not `already_present`.
+    assert!(matches!(sh.start_child(permanent("n")), Ok(Some(_))));
+    assert_eq!(sh.take_log(), "S:n S:n");
+}
+
+#[test]
+fn start_child_ignore_keeps_the_spec_unless_temporary() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.script_start("n", [Started::Ignore]);
+    sh.script_start("t", [Started::Ignore]);
+    assert_eq!(sh.start_child(permanent("n")), Ok(None));
+    assert_eq!(sh.status("n"), STOPPED);
+    assert_eq!(sh.start_child(temporary("t")), Ok(None));
+    assert!(sh.status("t").is_none());
+    assert_eq!(sh.ids(), ["n", "a"]);
+}
+
+#[test]
+fn a_failed_restart_child_keeps_the_spec_stopped() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    sh.script_start("a", [Started::Fail("still broken")]);
+    assert_eq!(
+        sh.restart_child("a"),
+        Err(ChildError::StartFailed {
+            id: "a".into(),
+            reason: "still broken".into()
+        })
+    );
+    assert_eq!(sh.status("a"), STOPPED);
+    let pid = sh.restart_child("a").unwrap().expect("a pid");
+    assert_eq!(sh.pid("a"), pid);
+    assert_eq!(sh.take_log(), "T:a S:a S:a");
+}
+
+#[test]
+fn restart_child_does_not_count_against_intensity() {
+    let mut sh = Shell::boot(
+        sup(Strategy::OneForOne, [permanent("a"), permanent("b")])
+            .restart_intensity(1, Duration::from_secs(5)),
+    );
+    for _ in 0..3 {
+        assert_eq!(sh.terminate_child("a"), Ok(None));
+        assert!(matches!(sh.restart_child("a"), Ok(Some(_))));
+    }
+    sh.take_log();
+    // The whole budget is still there for a crash.
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.take_log(), "S:a");
+}
+
+#[test]
+fn terminate_child_twice_is_ok_and_drops_a_temporary_spec() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), temporary("t")]));
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    assert_eq!(sh.take_log(), "T:a");
+    assert_eq!(sh.status("a"), STOPPED);
+
+    assert_eq!(sh.terminate_child("t"), Ok(None));
+    assert!(sh.status("t").is_none());
+    assert_eq!(
+        sh.terminate_child("t"),
+        Err(ChildError::NotFound("t".into()))
+    );
+    assert_eq!(sh.take_log(), "T:t");
+}
+
+#[test]
+fn delete_child_only_when_stopped() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    assert_eq!(
+        sh.core.delete_child("a"),
+        Err(ChildError::Running("a".into()))
+    );
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    assert_eq!(sh.core.delete_child("a"), Ok(()));
+    assert!(sh.status("a").is_none());
+    assert_eq!(
+        sh.core.delete_child("a"),
+        Err(ChildError::NotFound("a".into()))
+    );
+    assert_eq!(sh.ids(), ["b"]);
+    // The id can be used again; the new child is the last started.
+    assert!(matches!(sh.start_child(permanent("a")), Ok(Some(_))));
+    assert_eq!(sh.ids(), ["a", "b"]);
+}
+
+#[test]
+fn invalid_specs_are_refused() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    assert_eq!(
+        sh.start_child(permanent("")),
+        Err(ChildError::Spec(SpecError::EmptyId))
+    );
+    assert_eq!(
+        sh.start_child(significant(transient("s"))),
+        Err(ChildError::Spec(SpecError::SignificantWithoutAutoShutdown(
+            "s".into()
+        )))
+    );
+    assert_eq!(sh.take_log(), "");
+    assert_eq!(sh.ids(), ["a"]);
+
+    let mut sh =
+        Shell::boot(sup(Strategy::OneForOne, []).auto_shutdown(AutoShutdown::AnySignificant));
+    assert_eq!(
+        sh.start_child(significant(permanent("s"))),
+        Err(ChildError::Spec(SpecError::SignificantPermanent(
+            "s".into()
+        )))
+    );
+
+    let dup = sup(Strategy::OneForOne, [permanent("a"), permanent("a")]);
+    assert_eq!(
+        Core::<u64>::new(&dup).err(),
+        Some(SpecError::DuplicateId("a".into()))
+    );
+    let zero = sup(Strategy::OneForOne, []).restart_intensity(1, Duration::ZERO);
+    assert_eq!(Core::<u64>::new(&zero).err(), Some(SpecError::ZeroPeriod));
+}
+
+#[test]
+fn which_children_lists_the_newest_first_and_restarts_do_not_reorder() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    assert_eq!(sh.ids(), ["c", "b", "a"]);
+    assert_idle(&sh.exit("a", ExitReason::Error("boom".into()), 0.0));
+    assert_eq!(sh.ids(), ["c", "b", "a"]);
+    sh.start_child(permanent("d")).unwrap();
+    assert_eq!(sh.ids(), ["d", "c", "b", "a"]);
+}
+
+#[test]
+fn count_children_counts_specs_active_supervisors_and_workers() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [
+            permanent("w1"),
+            permanent("s1").kind(ChildKind::Supervisor),
+            permanent("w2"),
+            permanent("w3"),
+        ],
+    ));
+    assert_eq!(sh.terminate_child("w2"), Ok(None));
+    sh.script_start("w3", [Started::Fail("no")]);
+    assert_retry(&sh.exit("w3", ExitReason::Error("boom".into()), 0.0), "w3");
+    assert_eq!(
+        sh.core.count_children(),
+        ChildCounts {
+            specs: 4,
+            active: 2,
+            supervisors: 1,
+            workers: 3
+        }
+    );
+}
+
+// -------------------------------------------------------------------------------------------------
+// Property test: random event sequences keep the core's bookkeeping consistent.
+
+mod property {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::{child, reasons, Shell, Started};
+    use crate::core::{ChildKind, ChildStatus, Core, Outcome};
+    use crate::exit::ExitReason;
+    use crate::spec::{AutoShutdown, ChildSpec, Restart, Strategy as SupStrategy, SupervisorSpec};
+
+    /// Ids come from a small pool so that API calls often hit existing children.
+    const POOL: usize = 6;
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// The running child at this index (modulo) exits by itself after `dt_ms`.
+        Exit {
+            pick: usize,
+            reason: usize,
+            dt_ms: u64,
+        },
+        /// A pid that already stopped exits (again): must be ignored.
+        Stale {
+            pick: usize,
+        },
+        /// A process that never was a child exits.
+        Stranger,
+        /// The oldest queued retry comes up after `dt_ms`.
+        Retry {
+            dt_ms: u64,
+        },
+        StartChild {
+            id: usize,
+            restart: usize,
+            significant: bool,
+            supervisor: bool,
+        },
+        Terminate(usize),
+        Restart(usize),
+        Delete(usize),
+        Shutdown,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            8 => (any::<usize>(), 0..5usize, 0..3000u64)
+                .prop_map(|(pick, reason, dt_ms)| Event::Exit { pick, reason, dt_ms }),
+            1 => any::<usize>().prop_map(|pick| Event::Stale { pick }),
+            1 => Just(Event::Stranger),
+            3 => (0..1500u64).prop_map(|dt_ms| Event::Retry { dt_ms }),
+            2 => (0..POOL, 0..3usize, any::<bool>(), any::<bool>()).prop_map(
+                |(id, restart, significant, supervisor)| Event::StartChild {
+                    id, restart, significant, supervisor
+                }
+            ),
+            2 => (0..POOL).prop_map(Event::Terminate),
+            2 => (0..POOL).prop_map(Event::Restart),
+            1 => (0..POOL).prop_map(Event::Delete),
+            1 => Just(Event::Shutdown),
+        ]
+    }
+
+    fn start_answer() -> impl Strategy<Value = Started> {
+        prop_oneof![
+            6 => Just(Started::Ok),
+            1 => Just(Started::Ignore),
+            2 => Just(Started::Fail("no")),
+            1 => Just(Started::Clash(1)),
+        ]
+    }
+
+    fn stop_answer() -> impl Strategy<Value = Option<ExitReason>> {
+        prop_oneof![
+            6 => Just(Some(ExitReason::Shutdown)),
+            2 => Just(None),
+            1 => Just(Some(ExitReason::Killed)),
+            1 => Just(Some(ExitReason::Error("stuck".into()))),
+        ]
+    }
+
+    fn restart_type(n: usize) -> Restart {
+        [Restart::Permanent, Restart::Transient, Restart::Temporary][n % 3]
+    }
+
+    fn spec_for(
+        id: usize,
+        restart: usize,
+        significant: bool,
+        supervisor: bool,
+        auto: AutoShutdown,
+    ) -> ChildSpec {
+        let restart = restart_type(restart);
+        let significant =
+            significant && restart != Restart::Permanent && auto != AutoShutdown::Never;
+        let kind = if supervisor {
+            ChildKind::Supervisor
+        } else {
+            ChildKind::Worker
+        };
+        child(&format!("c{id}"))
+            .restart(restart)
+            .significant(significant)
+            .kind(kind)
+    }
+
+    #[derive(Debug, Clone)]
+    struct Setup {
+        strategy: usize,
+        intensity: u32,
+        period_ms: u64,
+        auto: usize,
+        children: Vec<(usize, bool, bool)>,
+    }
+
+    fn setup() -> impl Strategy<Value = Setup> {
+        (
+            0..3usize,
+            0..4u32,
+            500..4000u64,
+            0..3usize,
+            prop::collection::vec((0..3usize, any::<bool>(), any::<bool>()), 0..POOL),
+        )
+            .prop_map(|(strategy, intensity, period_ms, auto, children)| Setup {
+                strategy,
+                intensity,
+                period_ms,
+                auto,
+                children,
+            })
+    }
+
+    /// The bookkeeping invariants that must hold between operations.
+    fn check(core: &Core<u64>, dead: &[u64]) -> Result<(), TestCaseError> {
+        let children = core.which_children();
+        let counts = core.count_children();
+        let running: Vec<(&str, u64)> = children
+            .iter()
+            .filter_map(|c| c.status.pid().map(|p| (c.id.as_str(), *p)))
+            .collect();
+        prop_assert_eq!(counts.active, running.len());
+        prop_assert_eq!(counts.specs, children.len());
+        prop_assert_eq!(counts.workers + counts.supervisors, counts.specs);
+        let ids: HashSet<&str> = children.iter().map(|c| c.id.as_str()).collect();
+        prop_assert_eq!(
+            ids.len(),
+            children.len(),
+            "an id appears twice: {:?}",
+            children
+        );
+        let pids: HashSet<u64> = running.iter().map(|&(_, p)| p).collect();
+        prop_assert_eq!(
+            pids.len(),
+            running.len(),
+            "a pid appears twice: {:?}",
+            children
+        );
+        prop_assert_eq!(core.has_running_children(), !running.is_empty());
+        for &(id, pid) in &running {
+            prop_assert_eq!(core.id_of(&pid), Some(id));
+            prop_assert!(!dead.contains(&pid), "{} runs as dead pid {}", id, pid);
+        }
+        for pid in dead {
+            prop_assert_eq!(core.id_of(pid), None);
+        }
+        Ok(())
+    }
+
+    /// Whether the supervisor is still alive after this outcome; queues a requested retry.
+    fn settle(
+        outcome: Outcome<u64>,
+        core: &Core<u64>,
+        retries: &mut Vec<String>,
+    ) -> Result<bool, TestCaseError> {
+        match outcome {
+            Outcome::Idle { retry } => {
+                retries.extend(retry);
+                Ok(true)
+            }
+            Outcome::Reply(_) | Outcome::Ready => Ok(true),
+            Outcome::Exit(reason) => {
+                prop_assert!(reason.is_shutdown(), "exit with {:?}", reason);
+                prop_assert!(!core.has_running_children());
+                prop_assert!(core
+                    .which_children()
+                    .iter()
+                    .all(|c| !matches!(c.status, ChildStatus::Running(_))));
+                Ok(false)
+            }
+            Outcome::InitFailed { .. } => {
+                prop_assert!(!core.has_running_children());
+                Ok(false)
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_events_keep_the_bookkeeping_consistent(
+            setup in setup(),
+            events in prop::collection::vec(event(), 1..60),
+            starts in prop::collection::vec(start_answer(), 0..80),
+            stops in prop::collection::vec(stop_answer(), 0..80),
+        ) {
+            let strategy = [SupStrategy::OneForOne, SupStrategy::OneForAll, SupStrategy::RestForOne]
+                [setup.strategy];
+            let auto = [AutoShutdown::Never, AutoShutdown::AnySignificant, AutoShutdown::AllSignificant]
+                [setup.auto];
+            let spec = SupervisorSpec::new(strategy)
+                .restart_intensity(setup.intensity, Duration::from_millis(setup.period_ms))
+                .auto_shutdown(auto)
+                .children(setup.children.iter().enumerate().map(
+                    |(i, &(restart, significant, supervisor))| {
+                        spec_for(i, restart, significant, supervisor, auto)
+                    },
+                ));
+            let mut sh = Shell::new(spec);
+            sh.start_dice.extend(starts);
+            sh.stop_dice.extend(stops);
+            let mut retries: Vec<String> = Vec::new();
+            let mut now_ms = 0u64;
+
+            let outcome = sh.init();
+            let mut alive = settle(outcome, &sh.core, &mut retries)?;
+            check(&sh.core, &sh.dead)?;
+
+            for event in events {
+                if !alive {
+                    break;
+                }
+                let outcome = match event {
+                    Event::Exit { pick, reason, dt_ms } => {
+                        now_ms += dt_ms;
+                        let running: Vec<u64> = sh
+                            .core
+                            .which_children()
+                            .iter()
+                            .filter_map(|c| c.status.pid().copied())
+                            .collect();
+                        if running.is_empty() {
+                            continue;
+                        }
+                        let pid = running[pick % running.len()];
+                        sh.dead.push(pid);
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        let cmd = sh.core.child_exited(&pid, reasons()[reason].clone(), now);
+                        prop_assert!(cmd.is_some(), "exit of running pid {} taken as stale", pid);
+                        sh.run(cmd.unwrap())
+                    }
+                    Event::Stale { pick } => {
+                        if sh.dead.is_empty() {
+                            continue;
+                        }
+                        let pid = sh.dead[pick % sh.dead.len()];
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        let cmd = sh.core.child_exited(&pid, ExitReason::Error("late".into()), now);
+                        prop_assert!(cmd.is_none(), "stale exit of {} acted upon", pid);
+                        continue;
+                    }
+                    Event::Stranger => {
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        let cmd = sh.core.child_exited(&1, ExitReason::Killed, now);
+                        prop_assert!(cmd.is_none());
+                        continue;
+                    }
+                    Event::Retry { dt_ms } => {
+                        now_ms += dt_ms;
+                        if retries.is_empty() {
+                            continue;
+                        }
+                        let id = retries.remove(0);
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        match sh.core.retry_due(&id, now) {
+                            Some(cmd) => sh.run(cmd),
+                            None => continue,
+                        }
+                    }
+                    Event::StartChild { id, restart, significant, supervisor } => {
+                        let cmd = sh.core.start_child(spec_for(id, restart, significant, supervisor, auto));
+                        sh.run(cmd)
+                    }
+                    Event::Terminate(id) => {
+                        let cmd = sh.core.terminate_child(&format!("c{id}"));
+                        sh.run(cmd)
+                    }
+                    Event::Restart(id) => {
+                        let cmd = sh.core.restart_child(&format!("c{id}"));
+                        sh.run(cmd)
+                    }
+                    Event::Delete(id) => {
+                        let _ = sh.core.delete_child(&format!("c{id}"));
+                        check(&sh.core, &sh.dead)?;
+                        continue;
+                    }
+                    Event::Shutdown => {
+                        let cmd = sh.core.shutdown(ExitReason::Shutdown);
+                        sh.run(cmd)
+                    }
+                };
+                alive = settle(outcome, &sh.core, &mut retries)?;
+                check(&sh.core, &sh.dead)?;
+                prop_assert!(sh.core.take_reports().len() < 1000);
+            }
+            // Whatever happened, the supervisor can always be brought down cleanly.
+            if alive {
+                let cmd = sh.core.shutdown(ExitReason::Shutdown);
+                let outcome = sh.run(cmd);
+                prop_assert!(matches!(outcome, Outcome::Exit(ExitReason::Shutdown)));
+                check(&sh.core, &sh.dead)?;
+                prop_assert!(!sh.core.has_running_children());
+            }
+        }
+    }
+}
+
+#[test]
+fn api_start_failures_go_to_the_caller_and_are_not_logged_as_start_errors() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.script_start("b", [Started::Fail("nope")]);
+    assert!(matches!(
+        sh.start_child(permanent("b")),
+        Err(ChildError::StartFailed { ref id, ref reason }) if id == "b" && reason == "nope"
+    ));
+    sh.terminate_child("a").unwrap();
+    sh.script_start("a", [Started::Fail("still nope")]);
+    assert!(sh.restart_child("a").is_err());
+    assert!(
+        !sh.reports()
+            .iter()
+            .any(|r| matches!(r, Report::StartError { .. })),
+        "OTP logs start_error only for starts the supervisor makes itself"
+    );
+}
+
+#[test]
+fn restart_child_clashing_with_a_running_process_is_already_started() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    sh.terminate_child("a").unwrap();
+    sh.script_start("a", [Started::Clash(7)]);
+    assert_eq!(
+        sh.restart_child("a"),
+        Err(ChildError::AlreadyStarted {
+            id: "a".into(),
+            pid: 7
+        })
+    );
+    assert_eq!(sh.status("a"), Some(ChildStatus::Stopped));
+}

@@ -1,0 +1,3 @@
+#[path = "conformance/api_significant.rs"]
+mod api_significant;
+mod common;
