@@ -23,7 +23,7 @@
 //!         .child(ChildSpec::actor("db", W, ())),
 //! ).await.unwrap();
 //! let paths: Vec<String> = introspect::running(&sup.cell()).into_iter().map(|c| c.path).collect();
-//! assert_eq!(paths, ["/app/db", "/app/web", "/app/web/listener"]);
+//! assert_eq!(paths, ["/app/web", "/app/web/listener", "/app/db"]); // start order, depth first
 //! sup.shutdown().await;
 //! # }
 //! ```
