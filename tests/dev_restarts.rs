@@ -1,0 +1,3 @@
+mod common;
+#[path = "conformance/restarts.rs"]
+mod restarts;
