@@ -1,3 +1,0 @@
-mod common;
-#[path = "conformance/restarts.rs"]
-mod restarts;
