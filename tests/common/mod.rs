@@ -409,3 +409,18 @@ async fn start_planned(
             .into(),
     })
 }
+
+/// OTP's `count_children` as `[specs, active, supervisors, workers]`.
+pub fn counts(
+    specs: usize,
+    active: usize,
+    supervisors: usize,
+    workers: usize,
+) -> canopy::ChildCounts {
+    canopy::ChildCounts {
+        specs,
+        active,
+        supervisors,
+        workers,
+    }
+}

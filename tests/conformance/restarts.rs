@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use canopy::core::REACHED_MAX_RESTART_INTENSITY;
 use canopy::{
-    ChildCounts, ChildError, ChildSpec, ChildStatus, ExitReason, Restart, Shutdown, Strategy,
-    Supervisor, SupervisorRef, SupervisorSpec,
+    ChildError, ChildSpec, ChildStatus, ExitReason, Restart, Shutdown, Strategy, Supervisor,
+    SupervisorRef, SupervisorSpec,
 };
 use ractor::ActorCell;
 
@@ -29,15 +29,6 @@ fn died() -> ExitReason {
 /// What a supervisor exits with when its restart budget is spent.
 fn gave_up() -> ExitReason {
     ExitReason::ShutdownWith(REACHED_MAX_RESTART_INTENSITY.into())
-}
-
-fn counts(specs: usize, active: usize, supervisors: usize, workers: usize) -> ChildCounts {
-    ChildCounts {
-        specs,
-        active,
-        supervisors,
-        workers,
-    }
 }
 
 /// A started supervisor with no children (OTP's `start_link({ok, {{Strategy, I, P}, []}})`).
