@@ -340,3 +340,87 @@ pub fn trace() {
         .with_test_writer()
         .try_init();
 }
+
+// -------------------------------------------------------------------------------------------------
+// Added for conformance/restarts.rs: a child whose every start can be scripted by its number.
+
+impl Lab {
+    /// Like [`Lab::spec`], but the `n`-th start of `id` (1-based, as [`Lab::starts`] counts them)
+    /// runs `plan(n)` when that is `Some`, and the mode from `set_start` otherwise. Lets a test make
+    /// one particular restart fail while the starts around it succeed.
+    pub fn spec_planned<F>(&self, id: &str, plan: F) -> ChildSpec
+    where
+        F: Fn(u32) -> Option<StartMode> + Send + Sync + 'static,
+    {
+        let lab = self.clone();
+        let id_owned = id.to_string();
+        let plan = Arc::new(plan);
+        ChildSpec::new(id, move |sup: ActorCell| {
+            let lab = lab.clone();
+            let id = id_owned.clone();
+            let plan = plan.clone();
+            async move {
+                let n = {
+                    let mut starts = lab.starts.lock();
+                    let n = starts.entry(id.clone()).or_default();
+                    *n += 1;
+                    *n
+                };
+                let mode = match plan(n) {
+                    Some(mode) => mode,
+                    None => lab.modes.lock().get(&id).cloned().unwrap_or(StartMode::Ok),
+                };
+                start_planned(&lab, &id, mode, sup).await
+            }
+        })
+    }
+}
+
+async fn start_planned(
+    lab: &Lab,
+    id: &str,
+    mode: StartMode,
+    sup: ActorCell,
+) -> Result<Start, canopy::BoxError> {
+    let worker = |fail| TestWorker {
+        id: id.to_string(),
+        lab: lab.clone(),
+        fail_pre_start: fail,
+    };
+    Ok(match mode {
+        StartMode::Ok => Actor::spawn_linked(None, worker(None), (), sup)
+            .await?
+            .0
+            .into(),
+        StartMode::OkWithInfo(info) => {
+            let (a, _) = Actor::spawn_linked(None, worker(None), (), sup).await?;
+            Start::from(a).with_info(info)
+        }
+        StartMode::Ignore => Start::Ignore,
+        StartMode::Error(text) => return Err(text.into()),
+        StartMode::Panic => panic!("start of {id} panicked"),
+        StartMode::FailPreStart(reason) => Actor::spawn_linked(None, worker(Some(reason)), (), sup)
+            .await?
+            .0
+            .into(),
+        StartMode::Named(name) => Actor::spawn_linked(Some(name), worker(None), (), sup)
+            .await?
+            .0
+            .into(),
+    })
+}
+
+/// OTP's `count_children` as `[specs, active, supervisors, workers]`.
+pub fn counts(
+    specs: usize,
+    active: usize,
+    supervisors: usize,
+    workers: usize,
+) -> canopy::ChildCounts {
+    canopy::ChildCounts {
+        specs,
+        active,
+        supervisors,
+        workers,
+    }
+}

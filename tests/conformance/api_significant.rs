@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use canopy::{
-    AutoShutdown, ChildCounts, ChildError, ChildInfo, ChildKind, ChildSpec, ChildStatus,
-    ExitReason, Restart, Shutdown, Strategy, Supervisor, SupervisorRef, SupervisorSpec,
+    AutoShutdown, ChildError, ChildInfo, ChildKind, ChildSpec, ChildStatus, ExitReason, Restart,
+    Shutdown, Strategy, Supervisor, SupervisorRef, SupervisorSpec,
 };
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, ActorStatus};
 
@@ -19,16 +19,6 @@ use crate::common::*;
 
 /// How long a test watches for something that must not happen (a supervisor or child exiting).
 const QUIET: Duration = Duration::from_millis(400);
-
-/// OTP's `[specs, active, supervisors, workers]`.
-fn counts(specs: usize, active: usize, supervisors: usize, workers: usize) -> ChildCounts {
-    ChildCounts {
-        specs,
-        active,
-        supervisors,
-        workers,
-    }
-}
 
 /// OTP's `{intensity => 5}` flags with a period long enough never to forget a restart here.
 fn flags(strategy: Strategy, mode: AutoShutdown) -> SupervisorSpec {

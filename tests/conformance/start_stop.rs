@@ -18,15 +18,6 @@ use crate::common::*;
 /// Generous upper bound for anything that must not hang; never a speed assertion.
 const NO_HANG: Duration = Duration::from_secs(10);
 
-fn counts(specs: usize, active: usize, supervisors: usize, workers: usize) -> ChildCounts {
-    ChildCounts {
-        specs,
-        active,
-        supervisors,
-        workers,
-    }
-}
-
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }

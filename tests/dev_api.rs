@@ -1,3 +1,0 @@
-#[path = "conformance/api_significant.rs"]
-mod api_significant;
-mod common;

@@ -1,3 +1,0 @@
-mod common;
-#[path = "conformance/start_stop.rs"]
-mod start_stop;
