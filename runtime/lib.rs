@@ -70,6 +70,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod backoff;
 pub mod core;
 pub mod exit;
 pub mod health;

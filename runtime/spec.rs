@@ -560,6 +560,12 @@ pub enum SpecError {
     SignificantWithoutAutoShutdown(String),
     /// The restart period is zero (`invalid_period`).
     ZeroPeriod,
+    /// A backoff policy cannot be used (its minimum is above its maximum, or its jitter is invalid).
+    InvalidBackoff(String),
+    /// A dynamic supervisor's `max_children` is zero: it could never start a child.
+    ZeroMaxChildren,
+    /// A handle's buffer capacity is zero: no message could wait for a restart.
+    ZeroBufferCapacity,
 }
 
 impl fmt::Display for SpecError {
@@ -577,6 +583,11 @@ impl fmt::Display for SpecError {
                 )
             }
             SpecError::ZeroPeriod => f.write_str("the restart period must be greater than zero"),
+            SpecError::InvalidBackoff(why) => write!(f, "invalid restart backoff: {why}"),
+            SpecError::ZeroMaxChildren => f.write_str("max_children must be at least 1"),
+            SpecError::ZeroBufferCapacity => {
+                f.write_str("a handle's buffer capacity must be at least 1")
+            }
         }
     }
 }
