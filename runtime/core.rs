@@ -34,8 +34,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::Hash;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
+use crate::backoff::{Backoff, BackoffState, Jitter};
 use crate::exit::ExitReason;
 use crate::intensity::RestartWindow;
 use crate::spec::{
@@ -94,6 +95,8 @@ pub struct ChildInfo<P> {
     pub restarts: u32,
     /// The reason of its last exit, if it has exited.
     pub last_exit: Option<ExitReason>,
+    /// When a backed-off restart is due, while the child waits for it.
+    pub next_attempt: Option<Instant>,
 }
 
 /// OTP's `count_children`.
@@ -225,16 +228,27 @@ pub enum Outcome<P> {
         /// Why.
         reason: String,
     },
-    /// Nothing more to do. `retry` names a child whose restart failed: the shell queues a retry behind
-    /// whatever is already waiting (spec §1.6) and calls [`Core::retry_due`] when it comes up.
+    /// Nothing more to do. `retry` names a child whose restart failed or is backed off: the shell
+    /// queues a retry behind whatever is already waiting (spec §1.6), after the delay if there is
+    /// one, and calls [`Core::retry_due`] when it comes up.
     Idle {
-        /// The child to retry, if a restart failed.
-        retry: Option<String>,
+        /// The restart to retry, if any.
+        retry: Option<Retry>,
     },
     /// Every child is down; the supervisor must exit with this reason.
     Exit(ExitReason),
     /// The answer to a child management call.
     Reply(Result<Option<P>, ChildError<P>>),
+}
+
+/// A restart the shell must come back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retry {
+    /// The child.
+    pub id: String,
+    /// How long to wait first: zero for OTP's immediate `try_again_restart`, the backoff delay
+    /// otherwise.
+    pub after: Duration,
 }
 
 /// An OTP supervisor report (spec §1.11), for the shell to log once the operation is done.
@@ -289,6 +303,25 @@ struct Child<P> {
     state: State<P>,
     restarts: u32,
     last_exit: Option<ExitReason>,
+    /// The child's backoff, or the supervisor's default.
+    backoff: Option<Backoff>,
+    backoff_state: BackoffState,
+    /// Set while a backed-off restart waits: the restart was counted when it was scheduled.
+    next_attempt: Option<Instant>,
+}
+
+impl<P> Child<P> {
+    fn new(spec: ChildSpec, default_backoff: Option<Backoff>) -> Self {
+        Child {
+            backoff: spec.backoff.or(default_backoff),
+            spec,
+            state: State::Stopped,
+            restarts: 0,
+            last_exit: None,
+            backoff_state: BackoffState::default(),
+            next_attempt: None,
+        }
+    }
 }
 
 impl<P: Pid> Child<P> {
@@ -304,6 +337,7 @@ impl<P: Pid> Child<P> {
             restart: self.spec.restart,
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
+            next_attempt: self.next_attempt,
         }
     }
 
@@ -314,6 +348,7 @@ impl<P: Pid> Child<P> {
     /// Stopped, or removed for good if temporary: what becomes of a child the supervisor took down
     /// outside of its own shutdown.
     fn stop_or_remove(&mut self) {
+        self.next_attempt = None;
         self.state = if self.is_temporary() {
             State::Removed
         } else {
@@ -356,6 +391,8 @@ pub struct Core<P> {
     pids: HashMap<P, usize>,
     op: Option<Op>,
     reports: Vec<Report>,
+    default_backoff: Option<Backoff>,
+    jitter: Jitter,
 }
 
 impl<P: Pid> Core<P> {
@@ -369,17 +406,20 @@ impl<P: Pid> Core<P> {
             children: spec
                 .children
                 .iter()
-                .map(|spec| Child {
-                    spec: spec.clone(),
-                    state: State::Stopped,
-                    restarts: 0,
-                    last_exit: None,
-                })
+                .map(|child| Child::new(child.clone(), spec.backoff))
                 .collect(),
             pids: HashMap::with_capacity(spec.children.len()),
             op: None,
             reports: Vec::new(),
+            default_backoff: spec.backoff,
+            jitter: Jitter::from_entropy(),
         })
+    }
+
+    /// Seeds the backoff jitter, for reproducible tests.
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.jitter = Jitter::seeded(seed);
+        self
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -433,13 +473,17 @@ impl<P: Pid> Core<P> {
         Some(Command::Done(Outcome::Idle { retry: None }))
     }
 
-    /// The queued retry of a failed restart came up (§1.6). `None` if the child is no longer
-    /// restarting (terminated, deleted, or restarted by a sibling's restart in the meantime).
+    /// A queued retry came up: a failed restart (§1.6), counted again now, or a backed-off restart,
+    /// counted when it was scheduled. `None` if the child is no longer restarting (terminated,
+    /// deleted, or restarted by a sibling's restart in the meantime).
     pub fn retry_due(&mut self, id: &str, now: Instant) -> Option<Command<P>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
         let idx = self.find(id)?;
         if !matches!(self.children[idx].state, State::Restarting) {
             return None;
+        }
+        if self.children[idx].next_attempt.take().is_some() {
+            return Some(self.restart_now(idx, now));
         }
         Some(self.restart(idx, now))
     }
@@ -470,12 +514,7 @@ impl<P: Pid> Core<P> {
             }));
         }
         let idx = self.children.len();
-        self.children.push(Child {
-            spec,
-            state: State::Stopped,
-            restarts: 0,
-            last_exit: None,
-        });
+        self.children.push(Child::new(spec, self.default_backoff));
         self.begin(OpKind::ApiStart(idx), VecDeque::from([Step::Start(idx)]))
     }
 
@@ -547,6 +586,8 @@ impl<P: Pid> Core<P> {
                 if counts_as_restart {
                     child.restarts += 1;
                 }
+                // Started by a sibling's round while its own backed-off retry waited.
+                child.next_attempt = None;
                 self.pids.insert(pid.clone(), idx);
                 child.state = State::Running(pid);
                 self.next()
@@ -639,7 +680,8 @@ impl<P: Pid> Core<P> {
     // ---------------------------------------------------------------------------------------------
     // Strategies (§1.4–§1.6)
 
-    /// Counts a restart of `idx` against the budget, then restarts by strategy.
+    /// Counts a restart of `idx` against the budget, then restarts by strategy, after the child's
+    /// backoff delay if it has one.
     fn restart(&mut self, idx: usize, now: Instant) -> Command<P> {
         if !self.window.allow(now) {
             let child = &mut self.children[idx];
@@ -651,6 +693,28 @@ impl<P: Pid> Core<P> {
                 REACHED_MAX_RESTART_INTENSITY.to_string(),
             ));
         }
+        let child = &mut self.children[idx];
+        if let Some(policy) = &child.backoff {
+            let delay = child
+                .backoff_state
+                .next_delay(policy, now, self.jitter.next_unit());
+            if !delay.is_zero() {
+                child.state = State::Restarting;
+                child.next_attempt = Some(now + delay);
+                return Command::Done(Outcome::Idle {
+                    retry: Some(Retry {
+                        id: child.spec.id.clone(),
+                        after: delay,
+                    }),
+                });
+            }
+        }
+        self.restart_now(idx, now)
+    }
+
+    /// The strategy's round for `idx`, already counted against the budget.
+    fn restart_now(&mut self, idx: usize, now: Instant) -> Command<P> {
+        self.children[idx].backoff_state.started(now);
         if self.strategy != Strategy::OneForOne {
             // OTP's `del_child`: the child leaves the running set before the round, so that if a
             // sibling's start fails only that sibling is left restarting (§1.6).
@@ -712,7 +776,12 @@ impl<P: Pid> Core<P> {
         // waiting (API calls, exits, a shutdown) is handled first.
         self.children[idx].state = State::Restarting;
         self.sweep();
-        Command::Done(Outcome::Idle { retry: Some(id) })
+        Command::Done(Outcome::Idle {
+            retry: Some(Retry {
+                id,
+                after: Duration::ZERO,
+            }),
+        })
     }
 
     fn auto_shutdown_due(&self) -> bool {

@@ -209,6 +209,7 @@ pub struct ChildSpec {
     pub(crate) shutdown: Option<Shutdown>,
     pub(crate) kind: ChildKind,
     pub(crate) significant: bool,
+    pub(crate) backoff: Option<crate::backoff::Backoff>,
 }
 
 impl ChildSpec {
@@ -227,6 +228,7 @@ impl ChildSpec {
             shutdown: None,
             kind: ChildKind::Worker,
             significant: false,
+            backoff: None,
         }
     }
 
@@ -293,6 +295,26 @@ impl ChildSpec {
         self
     }
 
+    /// Delays this child's restarts with `backoff` (overrides the supervisor's
+    /// [`SupervisorSpec::backoff`]). See [`backoff`](crate::backoff).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use canopy::{backoff::Backoff, ChildSpec, Start};
+    /// let spec = ChildSpec::new("flaky", |_sup| async { Ok(Start::Ignore) })
+    ///     .backoff(Backoff::new(Duration::from_millis(100), Duration::from_secs(10)));
+    /// assert!(spec.get_backoff().is_some());
+    /// ```
+    pub fn backoff(mut self, backoff: crate::backoff::Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
+    }
+
+    /// The child's own backoff policy, if it has one.
+    pub fn get_backoff(&self) -> Option<crate::backoff::Backoff> {
+        self.backoff
+    }
+
     /// The child's id, unique among its siblings.
     pub fn id(&self) -> &str {
         &self.id
@@ -337,6 +359,7 @@ impl fmt::Debug for ChildSpec {
             .field("shutdown", &self.get_shutdown())
             .field("kind", &self.kind)
             .field("significant", &self.significant)
+            .field("backoff", &self.backoff)
             .finish_non_exhaustive()
     }
 }
@@ -396,6 +419,7 @@ pub struct SupervisorSpec {
     pub(crate) auto_shutdown: AutoShutdown,
     pub(crate) children: Vec<ChildSpec>,
     pub(crate) name: Option<String>,
+    pub(crate) backoff: Option<crate::backoff::Backoff>,
 }
 
 impl Default for SupervisorSpec {
@@ -414,7 +438,23 @@ impl SupervisorSpec {
             auto_shutdown: AutoShutdown::Never,
             children: Vec::new(),
             name: None,
+            backoff: None,
         }
+    }
+
+    /// Delays the restarts of every child that has no backoff of its own. A delayed restart still
+    /// counts against the restart intensity when it is scheduled, so a crash loop escalates.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use canopy::{backoff::Backoff, SupervisorSpec};
+    /// let spec = SupervisorSpec::default()
+    ///     .backoff(Backoff::new(Duration::from_millis(50), Duration::from_secs(5)));
+    /// assert!(spec.validate().is_ok());
+    /// ```
+    pub fn backoff(mut self, backoff: crate::backoff::Backoff) -> Self {
+        self.backoff = Some(backoff);
+        self
     }
 
     /// Names a top-level supervisor in paths (`/app/...`; `root` by default). A child supervisor is
@@ -490,6 +530,9 @@ impl SupervisorSpec {
         if self.period.is_zero() {
             return Err(SpecError::ZeroPeriod);
         }
+        if let Some(b) = &self.backoff {
+            b.validate()?;
+        }
         check_child_specs(&self.children, self.auto_shutdown)
     }
 }
@@ -530,6 +573,9 @@ pub(crate) fn check_child_spec(
 ) -> Result<(), SpecError> {
     if child.id.is_empty() {
         return Err(SpecError::EmptyId);
+    }
+    if let Some(b) = &child.backoff {
+        b.validate()?;
     }
     if child.significant {
         if child.restart == Restart::Permanent {

@@ -530,10 +530,15 @@ async fn run_call(
 /// What an operation leaves to do once it is over: a retry to queue, or the supervisor's own exit.
 fn after(myself: &ActorRef<SupervisorMsg>, outcome: Outcome<ActorCell>) {
     match outcome {
-        Outcome::Idle { retry: Some(id) } => {
-            // Behind everything already queued (spec §1.6). If the mailbox is closed we are stopping
-            // and the retry no longer matters.
-            let _ = myself.send_message(SupervisorMsg(Request::Retry(id)));
+        Outcome::Idle { retry: Some(retry) } => {
+            // Behind everything already queued (spec §1.6), after the backoff delay if any. If the
+            // mailbox is closed we are stopping and the retry no longer matters.
+            let message = move || SupervisorMsg(Request::Retry(retry.id));
+            if retry.after.is_zero() {
+                let _ = myself.send_message(message());
+            } else {
+                myself.send_after(retry.after, message);
+            }
         }
         Outcome::Exit(reason) => myself.get_cell().stop(Some(reason.encode())),
         _ => {}

@@ -268,7 +268,7 @@ fn assert_idle(outcome: &Outcome<u64>) {
 #[track_caller]
 fn assert_retry(outcome: &Outcome<u64>, id: &str) {
     assert!(
-        matches!(outcome, Outcome::Idle { retry: Some(r) } if r == id),
+        matches!(outcome, Outcome::Idle { retry: Some(r) } if r.id == id && r.after.is_zero()),
         "expected a retry of `{id}`, got {outcome:?}"
     );
 }
@@ -1494,7 +1494,7 @@ mod property {
     ) -> Result<bool, TestCaseError> {
         match outcome {
             Outcome::Idle { retry } => {
-                retries.extend(retry);
+                retries.extend(retry.map(|r| r.id));
                 Ok(true)
             }
             Outcome::Reply(_) | Outcome::Ready => Ok(true),
@@ -1667,4 +1667,101 @@ fn restart_child_clashing_with_a_running_process_is_already_started() {
         })
     );
     assert_eq!(sh.status("a"), Some(ChildStatus::Stopped));
+}
+
+// -------------------------------------------------------------------------------------------------
+// Restart backoff
+
+fn backed_off(id: &str, min_ms: u64, max_ms: u64) -> ChildSpec {
+    permanent(id).backoff(
+        crate::backoff::Backoff::new(Duration::from_millis(min_ms), Duration::from_millis(max_ms))
+            .jitter(0.0)
+            .reset_after(Duration::from_secs(60)),
+    )
+}
+
+fn assert_delayed(outcome: &Outcome<u64>, id: &str, ms: u64) {
+    assert!(
+        matches!(outcome, Outcome::Idle { retry: Some(r) } if r.id == id && r.after == Duration::from_millis(ms)),
+        "expected a retry of `{id}` after {ms} ms, got {outcome:?}"
+    );
+}
+
+#[test]
+fn backoff_delays_the_restart_and_shows_the_next_attempt() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [backed_off("a", 100, 1000)]));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 1.0), "a", 100);
+    assert_eq!(sh.take_log(), "", "nothing is started before the delay");
+    let info = sh.core.which_child("a").unwrap();
+    assert_eq!(info.status, ChildStatus::Restarting);
+    assert_eq!(info.next_attempt, Some(sh.at(1.1)));
+    assert_eq!(sh.core.count_children().active, 0);
+    // The delay is over: the child starts, and the next failure waits twice as long.
+    assert_idle(&sh.retry("a", 1.1).unwrap());
+    assert_eq!(sh.take_log(), "S:a");
+    assert_eq!(sh.core.which_child("a").unwrap().next_attempt, None);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 1.2), "a", 200);
+}
+
+#[test]
+fn a_backed_off_restart_counts_when_scheduled_so_a_crash_loop_escalates() {
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(2, Duration::from_secs(10))
+        .child(backed_off("a", 10, 1000))
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 10);
+    assert_idle(&sh.retry("a", 0.01).unwrap());
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.1), "a", 20);
+    // The retry itself does not count again: the budget of 2 is not spent yet.
+    assert_idle(&sh.retry("a", 0.12).unwrap());
+    // The third crash in the window is refused when it is scheduled.
+    assert_exit(
+        &sh.exit("a", ExitReason::Error("x".into()), 0.2),
+        &gave_up(),
+    );
+}
+
+#[test]
+fn a_failed_start_under_backoff_is_retried_after_a_delay() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [backed_off("a", 100, 1000)]));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    sh.script_start("a", [Started::Fail("down")]);
+    // The start fails: an immediate retry (OTP's try_again) that counts and backs off again.
+    assert_retry(&sh.retry("a", 0.1).unwrap(), "a");
+    assert_delayed(&sh.retry("a", 0.1).unwrap(), "a", 200);
+}
+
+#[test]
+fn terminate_child_ends_a_backoff_wait_and_the_retry_is_ignored() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [backed_off("a", 100, 1000)]));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    assert_eq!(
+        sh.restart_child("a"),
+        Err(ChildError::Restarting("a".into()))
+    );
+    sh.terminate_child("a").unwrap();
+    assert_eq!(sh.core.which_child("a").unwrap().next_attempt, None);
+    assert!(sh.retry("a", 0.1).is_none());
+    assert_eq!(sh.take_log(), "");
+}
+
+#[test]
+fn stability_resets_the_backoff() {
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(10, Duration::from_secs(1))
+        .child(
+            permanent("a").backoff(
+                crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(10))
+                    .jitter(0.0)
+                    .reset_after(Duration::from_secs(5)),
+            ),
+        );
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    assert_idle(&sh.retry("a", 0.1).unwrap());
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.2), "a", 200);
+    assert_idle(&sh.retry("a", 0.4).unwrap());
+    // Up for more than reset_after: back to the minimum.
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 6.0), "a", 100);
 }
