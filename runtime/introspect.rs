@@ -42,6 +42,28 @@ pub(crate) struct Node {
     pub(crate) path: String,
     pub(crate) cell: ActorCell,
     pub(crate) core: Mutex<Core<ActorCell>>,
+    /// Bumped after every operation that may have changed a child's incarnation, so that handles
+    /// waiting for a restart wake up; dropped with the node, which tells them the supervisor is gone.
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Node {
+    pub(crate) fn new(path: String, cell: ActorCell, core: Core<ActorCell>) -> Self {
+        Node {
+            path,
+            cell,
+            core: Mutex::new(core),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Wakes handles waiting on this supervisor, if any.
+    pub(crate) fn changed(&self) {
+        if self.changes.receiver_count() > 0 {
+            self.changes
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
+    }
 }
 
 struct Registry {
@@ -72,7 +94,7 @@ pub(crate) fn unregister(id: &ActorId) {
     TREE.write().nodes.remove(id);
 }
 
-fn node(id: &ActorId) -> Option<Arc<Node>> {
+pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {
     TREE.read().nodes.get(id).cloned()
 }
 

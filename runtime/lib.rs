@@ -73,6 +73,7 @@ pub mod app;
 pub mod backoff;
 pub mod core;
 pub mod exit;
+pub mod handle;
 pub mod health;
 pub mod intensity;
 pub mod introspect;

@@ -332,11 +332,7 @@ impl Actor for Supervisor {
         };
         let core = Core::new(&spec)
             .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
-        let node = Arc::new(introspect::Node {
-            path,
-            cell: myself.get_cell(),
-            core: parking_lot::Mutex::new(core),
-        });
+        let node = Arc::new(introspect::Node::new(path, myself.get_cell(), core));
         // Registered before the children start, so that child supervisors find their parent's path.
         introspect::register(node.clone());
         let mut state = SupervisorState {
@@ -454,6 +450,7 @@ impl Actor for Supervisor {
             drive(&myself, state, cmd).await;
         }
         introspect::unregister(&myself.get_id());
+        state.node.changed();
         Ok(())
     }
 }
@@ -489,6 +486,7 @@ async fn drive(
             Command::Done(outcome) => break outcome,
         };
     };
+    state.node.changed();
     let reports = state.core().take_reports();
     for report in reports {
         log_report(&state.node.path, &report);

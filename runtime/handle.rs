@@ -1,0 +1,409 @@
+//! Restart-transparent handles: a reference to a child that follows it across restarts.
+//!
+//! A ractor `ActorRef` names one incarnation; after a restart it points at a dead actor and every
+//! send to it fails. A [`ChildHandle`] names the child slot instead: it keeps the current incarnation's
+//! `ActorRef` and sends straight to it (one read lock, no extra hop), and when that incarnation is gone
+//! it looks up the new one in the supervisor's shared state. While the child is restarting, a
+//! [`cast`](ChildHandle::cast) or [`call`](ChildHandle::call) waits for the new incarnation, up to a
+//! bound, holding one of a bounded number of slots. Every way a message cannot be delivered is an
+//! error returned to the sender: [`HandleError::Timeout`], [`HandleError::Overflow`], and
+//! [`HandleError::ChildGone`] once the child is gone for good (removed, a temporary child that
+//! exited, or its supervisor stopped).
+//!
+//! What a handle cannot promise, no more than OTP can: a message accepted into a mailbox of an actor
+//! that then crashes before handling it is lost with that actor.
+//!
+//! ```
+//! use canopy::{ChildSpec, Supervisor, SupervisorSpec};
+//! use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+//!
+//! #[derive(Clone)]
+//! struct Counter;
+//! enum Msg { Add(u64), Get(RpcReplyPort<u64>), Crash }
+//!
+//! impl Actor for Counter {
+//!     type Msg = Msg;
+//!     type State = u64;
+//!     type Arguments = ();
+//!     async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<u64, ActorProcessingErr> { Ok(0) }
+//!     async fn handle(&self, _: ActorRef<Msg>, msg: Msg, n: &mut u64) -> Result<(), ActorProcessingErr> {
+//!         match msg {
+//!             Msg::Add(k) => *n += k,
+//!             Msg::Get(reply) => { let _ = reply.send(*n); }
+//!             Msg::Crash => return Err("crash".into()),
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sup = Supervisor::start(SupervisorSpec::default().child(ChildSpec::actor("counter", Counter, ()))).await?;
+//! let counter = sup.handle::<Msg>("counter")?;
+//! counter.cast(Msg::Add(2)).await?;
+//! assert_eq!(counter.call(Msg::Get, None).await?, 2);
+//!
+//! let first = counter.current().map(|a| a.get_id());
+//! counter.cast(Msg::Crash).await?;
+//! // Messages already in the crashed incarnation's mailbox die with it; wait until it is down.
+//! while counter.current().map(|a| a.get_id()) == first {
+//!     tokio::task::yield_now().await;
+//! }
+//! // Sent while the child restarts: waits for the new incarnation, then reaches it.
+//! counter.cast(Msg::Add(5)).await?;
+//! assert_eq!(counter.call(Msg::Get, None).await?, 5);
+//! sup.shutdown().await;
+//! assert!(matches!(counter.cast(Msg::Add(1)).await, Err(canopy::handle::HandleError::ChildGone)));
+//! # Ok(()) }
+//! ```
+
+use std::any::TypeId;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use ractor::rpc::CallResult;
+use ractor::{ActorCell, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
+use tokio::sync::{watch, Semaphore};
+
+use crate::core::ChildStatus;
+use crate::introspect::Node;
+use crate::spec::{Restart, SpecError};
+
+/// How long a send waits for a restarting child, and how many sends may wait at once.
+///
+/// ```
+/// use std::time::Duration;
+/// use canopy::handle::HandleOptions;
+/// let opts = HandleOptions::default().wait(Duration::from_secs(1)).buffer(64);
+/// assert!(opts.validate().is_ok());
+/// assert!(HandleOptions::default().buffer(0).validate().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandleOptions {
+    wait: Duration,
+    buffer: usize,
+}
+
+impl Default for HandleOptions {
+    /// Wait up to 5 s; up to 1,024 sends waiting at once.
+    fn default() -> Self {
+        HandleOptions {
+            wait: Duration::from_secs(5),
+            buffer: 1024,
+        }
+    }
+}
+
+impl HandleOptions {
+    /// The longest a send waits for the child to be running again.
+    pub fn wait(mut self, bound: Duration) -> Self {
+        self.wait = bound;
+        self
+    }
+
+    /// How many sends may wait for a restart at the same time; one more is [`HandleError::Overflow`].
+    pub fn buffer(mut self, capacity: usize) -> Self {
+        self.buffer = capacity;
+        self
+    }
+
+    /// A zero buffer is [`SpecError::ZeroBufferCapacity`].
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if self.buffer == 0 {
+            return Err(SpecError::ZeroBufferCapacity);
+        }
+        Ok(())
+    }
+}
+
+/// Why a handle could not deliver.
+///
+/// ```
+/// assert_eq!(canopy::handle::HandleError::ChildGone.to_string(), "the child is gone for good");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandleError {
+    /// The child was removed, was temporary and exited, or its supervisor stopped.
+    ChildGone,
+    /// The child did not come back within the handle's wait bound.
+    Timeout(Duration),
+    /// Too many sends were already waiting for the child to come back.
+    Overflow(usize),
+    /// The child runs an actor of another message type than the handle's.
+    WrongType,
+    /// The call was sent but no reply came: the child died while handling it, or the call's own
+    /// timeout ran out.
+    CallFailed(String),
+}
+
+impl fmt::Display for HandleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HandleError::ChildGone => f.write_str("the child is gone for good"),
+            HandleError::Timeout(d) => write!(f, "the child did not come back within {d:?}"),
+            HandleError::Overflow(n) => {
+                write!(
+                    f,
+                    "{n} sends are already waiting for the child to come back"
+                )
+            }
+            HandleError::WrongType => {
+                f.write_str("the child's actor takes another message type than this handle")
+            }
+            HandleError::CallFailed(why) => write!(f, "the call got no reply: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for HandleError {}
+
+/// Where a handle finds the current incarnation: one child of one static supervisor.
+struct Slot {
+    node: Weak<Node>,
+    id: String,
+}
+
+enum Lookup {
+    Running(ActorCell),
+    Waiting,
+    Gone,
+}
+
+impl Slot {
+    fn lookup(&self) -> Lookup {
+        let Some(node) = self.node.upgrade() else {
+            return Lookup::Gone;
+        };
+        if node.cell.get_status() >= ActorStatus::Stopping {
+            return Lookup::Gone;
+        }
+        let Some(info) = node.core.lock().which_child(&self.id) else {
+            return Lookup::Gone;
+        };
+        match info.status {
+            // This incarnation no longer takes messages and the supervisor has not processed its
+            // exit yet: it will restart it.
+            ChildStatus::Running(cell) if cell.get_status() >= ActorStatus::Draining => {
+                Lookup::Waiting
+            }
+            ChildStatus::Running(cell) => Lookup::Running(cell),
+            ChildStatus::Stopped if info.restart == Restart::Temporary => Lookup::Gone,
+            ChildStatus::Restarting | ChildStatus::Stopped => Lookup::Waiting,
+        }
+    }
+
+    fn changes(&self) -> Option<watch::Receiver<u64>> {
+        self.node.upgrade().map(|n| n.changes.subscribe())
+    }
+}
+
+/// A typed, cloneable reference to a supervised child that always addresses its current
+/// incarnation. See the [module docs](self).
+pub struct ChildHandle<M: Message> {
+    inner: Arc<Inner<M>>,
+}
+
+impl<M: Message> Clone for ChildHandle<M> {
+    fn clone(&self) -> Self {
+        ChildHandle {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Message> fmt::Debug for ChildHandle<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildHandle")
+            .field("id", &self.inner.slot.id)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner<M> {
+    slot: Slot,
+    current: RwLock<Option<ActorRef<M>>>,
+    options: HandleOptions,
+    waiting: Semaphore,
+    _msg: PhantomData<fn(M)>,
+}
+
+impl<M: Message> ChildHandle<M> {
+    pub(crate) fn new(
+        node: &Arc<Node>,
+        id: &str,
+        options: HandleOptions,
+    ) -> Result<Self, SpecError> {
+        options.validate()?;
+        Ok(ChildHandle {
+            inner: Arc::new(Inner {
+                slot: Slot {
+                    node: Arc::downgrade(node),
+                    id: id.to_string(),
+                },
+                current: RwLock::new(None),
+                options,
+                waiting: Semaphore::new(options.buffer),
+                _msg: PhantomData,
+            }),
+        })
+    }
+
+    /// The child's id.
+    pub fn id(&self) -> &str {
+        &self.inner.slot.id
+    }
+
+    /// The current incarnation, if the child is running now.
+    pub fn current(&self) -> Option<ActorRef<M>> {
+        match self.resolve() {
+            Ok(Some(actor)) => Some(actor),
+            _ => None,
+        }
+    }
+
+    /// Sends `msg` to the current incarnation; while the child is restarting, waits for the next one
+    /// (up to the wait bound, in one of the bounded waiting slots).
+    pub async fn cast(&self, msg: M) -> Result<(), HandleError> {
+        // The fast path: the cached incarnation is up.
+        let msg = {
+            let cached = self.inner.current.read();
+            match cached.as_ref() {
+                Some(actor) => match send(actor, msg)? {
+                    None => return Ok(()),
+                    Some(back) => back,
+                },
+                None => msg,
+            }
+        };
+        let _slot = self.wait_slot()?;
+        let mut msg = msg;
+        let deadline = tokio::time::Instant::now() + self.inner.options.wait;
+        loop {
+            let actor = self.running_before(deadline).await?;
+            match send(&actor, msg)? {
+                None => return Ok(()),
+                // It died between the lookup and the send; the message came back: try the next one.
+                Some(back) => msg = back,
+            }
+        }
+    }
+
+    /// Calls the current incarnation (waiting for it as [`cast`](Self::cast) does) and returns its
+    /// reply. The call itself is not retried: once sent, a crash of the child is
+    /// [`HandleError::CallFailed`].
+    pub async fn call<R, F>(&self, request: F, timeout: Option<Duration>) -> Result<R, HandleError>
+    where
+        R: Send + 'static,
+        F: FnOnce(RpcReplyPort<R>) -> M,
+    {
+        let actor = match self.resolve()? {
+            Some(actor) => actor,
+            None => {
+                let _slot = self.wait_slot()?;
+                let deadline = tokio::time::Instant::now() + self.inner.options.wait;
+                self.running_before(deadline).await?
+            }
+        };
+        match actor.call(request, timeout).await {
+            Ok(CallResult::Success(reply)) => Ok(reply),
+            Ok(CallResult::Timeout) => Err(HandleError::CallFailed("timed out".into())),
+            Ok(CallResult::SenderError) => Err(HandleError::CallFailed(
+                "the child stopped before it replied".into(),
+            )),
+            Err(e) => Err(HandleError::CallFailed(e.to_string())),
+        }
+    }
+
+    fn wait_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, HandleError> {
+        self.inner
+            .waiting
+            .try_acquire()
+            .map_err(|_| HandleError::Overflow(self.inner.options.buffer))
+    }
+
+    /// Looks the child up and refreshes the cache: `Some` if it runs now, `None` if it will again.
+    fn resolve(&self) -> Result<Option<ActorRef<M>>, HandleError> {
+        match self.inner.slot.lookup() {
+            Lookup::Gone => {
+                *self.inner.current.write() = None;
+                Err(HandleError::ChildGone)
+            }
+            Lookup::Waiting => Ok(None),
+            Lookup::Running(cell) => {
+                if cell.get_type_id() != TypeId::of::<M>() {
+                    return Err(HandleError::WrongType);
+                }
+                let actor: ActorRef<M> = cell.into();
+                *self.inner.current.write() = Some(actor.clone());
+                Ok(Some(actor))
+            }
+        }
+    }
+
+    /// Waits until the child runs, the deadline passes, or it is gone.
+    async fn running_before(
+        &self,
+        deadline: tokio::time::Instant,
+    ) -> Result<ActorRef<M>, HandleError> {
+        let Some(mut changes) = self.inner.slot.changes() else {
+            return Err(HandleError::ChildGone);
+        };
+        loop {
+            // Subscribe first, then look: a restart between the two still wakes us.
+            changes.borrow_and_update();
+            if let Some(actor) = self.resolve()? {
+                return Ok(actor);
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => continue,
+                // The supervisor is gone with its state.
+                Ok(Err(_)) => return Err(HandleError::ChildGone),
+                Err(_) => {
+                    // A last look: the exit of a dead incarnation may not have been processed when
+                    // we last looked, and no change is signalled for a child that merely died.
+                    return match self.resolve()? {
+                        Some(actor) => Ok(actor),
+                        None => Err(HandleError::Timeout(self.inner.options.wait)),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Sends to one incarnation: `Ok(None)` delivered to its mailbox, `Ok(Some(msg))` refused because
+/// that incarnation is stopping or gone (the message comes back for the next one).
+fn send<M: Message>(actor: &ActorRef<M>, msg: M) -> Result<Option<M>, HandleError> {
+    match actor.send_message(msg) {
+        Ok(()) => Ok(None),
+        Err(MessagingErr::SendErr(back)) => Ok(Some(back)),
+        Err(MessagingErr::InvalidActorType) => Err(HandleError::WrongType),
+        Err(MessagingErr::ChannelClosed) => Err(HandleError::ChildGone),
+    }
+}
+
+impl crate::supervisor::SupervisorRef {
+    /// A handle to child `id`, with [`HandleOptions::default`]. The child need not be running.
+    ///
+    /// Errors: [`NotFound`](crate::core::ChildError::NotFound) if there is no such child,
+    /// [`SupervisorDown`](crate::core::ChildError::SupervisorDown) if the supervisor is not running.
+    pub fn handle<M: Message>(&self, id: &str) -> Result<ChildHandle<M>, crate::ChildError> {
+        self.handle_with(id, HandleOptions::default())
+    }
+
+    /// A handle to child `id` with these options; a zero buffer is a
+    /// [`Spec`](crate::core::ChildError::Spec) error.
+    pub fn handle_with<M: Message>(
+        &self,
+        id: &str,
+        options: HandleOptions,
+    ) -> Result<ChildHandle<M>, crate::ChildError> {
+        let node = crate::introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
+        if node.core.lock().which_child(id).is_none() {
+            return Err(crate::ChildError::NotFound(id.to_string()));
+        }
+        ChildHandle::new(&node, id, options).map_err(crate::ChildError::Spec)
+    }
+}

@@ -1,0 +1,210 @@
+//! Restart-transparent handles against real supervisors: following restarts, waiting (bounded) while
+//! a child restarts, overflow, and `ChildGone` once a child is gone for good.
+
+use std::time::Duration;
+
+use canopy::backoff::Backoff;
+use canopy::handle::{HandleError, HandleOptions};
+use canopy::{
+    ChildError, ChildSpec, Restart, SpecError, Supervisor, SupervisorRef, SupervisorSpec,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+#[derive(Clone)]
+struct Counter;
+
+enum Msg {
+    Add(u64),
+    Get(RpcReplyPort<u64>),
+    Stop,
+}
+
+impl Actor for Counter {
+    type Msg = Msg;
+    type State = u64;
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<u64, ActorProcessingErr> {
+        Ok(0)
+    }
+    async fn handle(
+        &self,
+        me: ActorRef<Msg>,
+        msg: Msg,
+        n: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Add(k) => *n += k,
+            Msg::Get(reply) => {
+                let _ = reply.send(*n);
+            }
+            Msg::Stop => me.stop(None),
+        }
+        Ok(())
+    }
+}
+
+fn backed_off(ms: u64) -> Backoff {
+    Backoff::new(Duration::from_millis(ms), Duration::from_millis(ms)).jitter(0.0)
+}
+
+async fn start(child: ChildSpec) -> SupervisorRef {
+    Supervisor::start(
+        SupervisorSpec::default()
+            .restart_intensity(100, Duration::from_secs(60))
+            .child(child),
+    )
+    .await
+    .expect("supervisor starts")
+}
+
+/// Kills the current incarnation and waits until the handle no longer sees it running.
+async fn kill_current(h: &canopy::handle::ChildHandle<Msg>) {
+    let old = h.current().expect("running");
+    old.kill();
+    old.get_cell().wait(None).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_follows_its_child_across_restarts() {
+    let sup = start(ChildSpec::actor("c", Counter, ())).await;
+    let h = sup.handle::<Msg>("c").unwrap();
+    h.cast(Msg::Add(3)).await.unwrap();
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 3);
+    for _ in 0..3 {
+        let before = h.current().unwrap().get_id();
+        kill_current(&h).await;
+        h.cast(Msg::Add(1)).await.unwrap();
+        assert_eq!(
+            h.call(Msg::Get, None).await.unwrap(),
+            1,
+            "fresh state, message delivered"
+        );
+        assert_ne!(h.current().unwrap().get_id(), before);
+    }
+    sup.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn sends_while_restarting_wait_for_the_new_incarnation() {
+    let sup = start(ChildSpec::actor("c", Counter, ()).backoff(backed_off(500))).await;
+    let h = sup.handle::<Msg>("c").unwrap();
+    kill_current(&h).await;
+    let began = tokio::time::Instant::now();
+    h.cast(Msg::Add(7)).await.unwrap();
+    assert!(
+        began.elapsed() >= Duration::from_millis(400),
+        "waited for the backed-off restart"
+    );
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 7);
+    sup.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_is_bounded_and_a_timeout_is_returned() {
+    let sup = start(ChildSpec::actor("c", Counter, ()).backoff(backed_off(10_000))).await;
+    let h = sup
+        .handle_with::<Msg>("c", HandleOptions::default().wait(Duration::from_secs(1)))
+        .unwrap();
+    kill_current(&h).await;
+    assert_eq!(
+        h.cast(Msg::Add(1)).await,
+        Err(HandleError::Timeout(Duration::from_secs(1)))
+    );
+    assert!(matches!(
+        h.call(Msg::Get, None).await,
+        Err(HandleError::Timeout(_))
+    ));
+    sup.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn too_many_waiting_sends_overflow() {
+    let sup = start(ChildSpec::actor("c", Counter, ()).backoff(backed_off(1_000))).await;
+    let h = sup
+        .handle_with::<Msg>("c", HandleOptions::default().buffer(2))
+        .unwrap();
+    kill_current(&h).await;
+    let waiting: Vec<_> = (0..2)
+        .map(|i| {
+            let h = h.clone();
+            tokio::spawn(async move { h.cast(Msg::Add(i)).await })
+        })
+        .collect();
+    // Let both take their slots.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(h.cast(Msg::Add(100)).await, Err(HandleError::Overflow(2)));
+    for w in waiting {
+        assert_eq!(
+            w.await.unwrap(),
+            Ok(()),
+            "the buffered sends are delivered after the restart"
+        );
+    }
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 1);
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_temporary_child_that_exited_is_gone() {
+    let sup = start(ChildSpec::actor("c", Counter, ()).restart(Restart::Temporary)).await;
+    let h = sup.handle::<Msg>("c").unwrap();
+    h.cast(Msg::Stop).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        match h.cast(Msg::Add(1)).await {
+            Err(HandleError::ChildGone) => break,
+            Ok(()) => tokio::time::sleep(Duration::from_millis(5)).await,
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+    assert!(matches!(
+        h.call(Msg::Get, None).await,
+        Err(HandleError::ChildGone)
+    ));
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_child_and_a_stopped_supervisor_are_gone_not_hangs() {
+    let sup = start(ChildSpec::actor("c", Counter, ())).await;
+    let h = sup.handle::<Msg>("c").unwrap();
+    sup.terminate_child("c").await.unwrap();
+    sup.delete_child("c").await.unwrap();
+    assert_eq!(h.cast(Msg::Add(1)).await, Err(HandleError::ChildGone));
+
+    let sup2 = start(ChildSpec::actor("c", Counter, ())).await;
+    let h2 = sup2.handle::<Msg>("c").unwrap();
+    sup2.shutdown().await;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), h2.cast(Msg::Add(1))).await;
+    assert_eq!(outcome.expect("no hang"), Err(HandleError::ChildGone));
+    assert!(matches!(
+        h2.call(Msg::Get, None).await,
+        Err(HandleError::ChildGone)
+    ));
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_handle_requests_are_typed_errors() {
+    let sup = start(ChildSpec::actor("c", Counter, ())).await;
+    assert_eq!(
+        sup.handle_with::<Msg>("c", HandleOptions::default().buffer(0))
+            .unwrap_err(),
+        ChildError::Spec(SpecError::ZeroBufferCapacity)
+    );
+    assert_eq!(
+        sup.handle::<Msg>("nope").unwrap_err(),
+        ChildError::NotFound("nope".into())
+    );
+    let wrong = sup.handle::<String>("c").unwrap();
+    assert_eq!(
+        wrong.cast("hello".to_string()).await,
+        Err(HandleError::WrongType)
+    );
+    sup.shutdown().await;
+    assert_eq!(
+        sup.handle::<Msg>("c").unwrap_err(),
+        ChildError::SupervisorDown
+    );
+}
