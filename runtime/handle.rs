@@ -298,7 +298,17 @@ impl<M: Message> ChildHandle<M> {
         R: Send + 'static,
         F: FnOnce(RpcReplyPort<R>) -> M,
     {
-        let actor = match self.resolve()? {
+        let cached = self
+            .inner
+            .current
+            .read()
+            .as_ref()
+            .filter(|a| a.get_status() < ActorStatus::Draining)
+            .cloned();
+        let actor = match cached
+            .map(|a| Ok(Some(a)))
+            .unwrap_or_else(|| self.resolve())?
+        {
             Some(actor) => actor,
             None => {
                 let _slot = self.wait_slot()?;
