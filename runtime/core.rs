@@ -94,6 +94,8 @@ pub struct ChildInfo<P> {
     pub restarts: u32,
     /// The reason of its last exit, if it has exited.
     pub last_exit: Option<ExitReason>,
+    /// When a backed-off restart is due, while the child waits for it.
+    pub next_attempt: Option<Instant>,
 }
 
 /// OTP's `count_children`.
@@ -150,6 +152,9 @@ pub enum ChildError<P> {
     Spec(SpecError),
     /// The supervisor is not running (OTP's `noproc`).
     SupervisorDown,
+    /// A dynamic supervisor already has its `max_children` children (running, restarting or
+    /// waiting for a backed-off restart); Elixir's `{:error, :max_children}`.
+    MaxChildren,
 }
 
 impl<P: Debug> fmt::Display for ChildError<P> {
@@ -167,6 +172,9 @@ impl<P: Debug> fmt::Display for ChildError<P> {
             }
             ChildError::Spec(e) => write!(f, "invalid child spec: {e}"),
             ChildError::SupervisorDown => f.write_str("the supervisor is not running"),
+            ChildError::MaxChildren => {
+                f.write_str("the supervisor already has its maximum number of children")
+            }
         }
     }
 }
@@ -272,6 +280,12 @@ pub enum Report {
         /// The significant child.
         id: String,
     },
+    /// A dynamic child's restart returned ignore, so the child is gone (spec §1.5); its start
+    /// arguments are dropped with it.
+    RestartIgnored {
+        /// The child.
+        id: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -304,6 +318,7 @@ impl<P: Pid> Child<P> {
             restart: self.spec.restart,
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
+            next_attempt: None,
         }
     }
 
@@ -572,7 +587,7 @@ impl<P: Pid> Core<P> {
             self.pids.remove(pid);
         }
         if let Some(reason) = reason {
-            if !shutdown_went_as_planned(&child.spec, &reason) {
+            if !shutdown_went_as_planned(child.spec.restart, child.spec.get_shutdown(), &reason) {
                 self.reports.push(Report::ShutdownError {
                     id: child.spec.id.clone(),
                     reason: reason.clone(),
@@ -837,11 +852,15 @@ fn step_index(step: Step) -> usize {
 
 /// OTP's `child_res`: `killed` is expected only from a brutal kill, `shutdown` always, `normal` and
 /// `{shutdown, _}` only from a child that is not permanent. Anything else is a `shutdown_error`.
-fn shutdown_went_as_planned(spec: &ChildSpec, reason: &ExitReason) -> bool {
+pub(crate) fn shutdown_went_as_planned(
+    restart: Restart,
+    shutdown: Shutdown,
+    reason: &ExitReason,
+) -> bool {
     match reason {
-        ExitReason::Killed => spec.get_shutdown() == Shutdown::BrutalKill,
+        ExitReason::Killed => shutdown == Shutdown::BrutalKill,
         ExitReason::Shutdown => true,
-        ExitReason::Normal | ExitReason::ShutdownWith(_) => spec.restart != Restart::Permanent,
+        ExitReason::Normal | ExitReason::ShutdownWith(_) => restart != Restart::Permanent,
         ExitReason::Error(_) => false,
     }
 }

@@ -37,11 +37,23 @@ use ractor::{ActorCell, ActorId, ActorStatus};
 use crate::core::{ChildInfo, Core};
 use crate::spec::ChildKind;
 
+/// What the tree reads from a supervisor: its children, taken under the supervisor's own lock.
+/// Static and dynamic supervisors keep different decision state; this is all they share.
+pub(crate) trait Children: Send + Sync {
+    fn which_children(&self) -> Vec<ChildInfo<ActorCell>>;
+}
+
+impl Children for Mutex<Core<ActorCell>> {
+    fn which_children(&self) -> Vec<ChildInfo<ActorCell>> {
+        self.lock().which_children()
+    }
+}
+
 /// One supervisor in the shared tree.
 pub(crate) struct Node {
     pub(crate) path: String,
     pub(crate) cell: ActorCell,
-    pub(crate) core: Mutex<Core<ActorCell>>,
+    pub(crate) children: Arc<dyn Children>,
 }
 
 struct Registry {
@@ -91,7 +103,7 @@ pub fn path_of(cell: &ActorCell) -> Option<String> {
 /// The children of a running supervisor, most recently started first, read from the shared tree
 /// (no message is sent to the supervisor).
 pub fn children_of(cell: &ActorCell) -> Option<Vec<ChildInfo<ActorCell>>> {
-    node(&cell.get_id()).map(|n| n.core.lock().which_children())
+    node(&cell.get_id()).map(|n| n.children.which_children())
 }
 
 /// A running actor of the tree, by path.
@@ -117,7 +129,7 @@ fn collect(sup: &ActorCell, out: &mut Vec<RunningChild>) {
     let Some(node) = node(&sup.get_id()) else {
         return;
     };
-    let children = node.core.lock().which_children();
+    let children = node.children.which_children();
     for child in children.into_iter().rev() {
         let Some(cell) = child.status.pid() else {
             continue;

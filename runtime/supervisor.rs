@@ -162,15 +162,17 @@ enum Source {
 
 #[doc(hidden)]
 pub struct SupervisorState {
+    /// This supervisor's path in the introspection tree.
+    path: String,
     /// The decision state, shared with the introspection tree.
-    node: Arc<introspect::Node>,
+    core: Arc<parking_lot::Mutex<Core<ActorCell>>>,
     /// Info attached by the last start function, for the API reply.
     last_info: Option<StartInfo>,
 }
 
 impl SupervisorState {
     fn core(&self) -> parking_lot::MutexGuard<'_, Core<ActorCell>> {
-        self.node.core.lock()
+        self.core.lock()
     }
 }
 
@@ -332,15 +334,16 @@ impl Actor for Supervisor {
         };
         let core = Core::new(&spec)
             .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
-        let node = Arc::new(introspect::Node {
-            path,
-            cell: myself.get_cell(),
-            core: parking_lot::Mutex::new(core),
-        });
+        let core = Arc::new(parking_lot::Mutex::new(core));
         // Registered before the children start, so that child supervisors find their parent's path.
-        introspect::register(node.clone());
+        introspect::register(Arc::new(introspect::Node {
+            path: path.clone(),
+            cell: myself.get_cell(),
+            children: core.clone(),
+        }));
         let mut state = SupervisorState {
-            node,
+            path,
+            core,
             last_info: None,
         };
         let first = state.core().init();
@@ -468,7 +471,7 @@ async fn drive(
     let outcome = loop {
         cmd = match cmd {
             Command::Start { spec } => {
-                let result = start_one(&spec, &sup).await;
+                let result = run_start(&sup, || (spec.start)(sup.clone())).await;
                 let result = result.map(|start| match start {
                     Start::Started { cell, info } => {
                         state.last_info = info;
@@ -483,7 +486,7 @@ async fn drive(
             }
             Command::Terminate { id, pid, shutdown } => {
                 let reason = shutdown::terminate(&pid, shutdown).await;
-                log_stop(&state.node.path, &id, shutdown, reason.as_ref());
+                log_stop(&state.path, &id, shutdown, reason.as_ref());
                 state.core().terminated(reason)
             }
             Command::Done(outcome) => break outcome,
@@ -491,7 +494,7 @@ async fn drive(
     };
     let reports = state.core().take_reports();
     for report in reports {
-        log_report(&state.node.path, &report);
+        log_report(&state.path, &report);
     }
     outcome
 }
@@ -499,7 +502,7 @@ async fn drive(
 /// One line per child the supervisor stops, in the order it stops them: the audit trail of an
 /// ordered shutdown. A kill the policy did not ask for is a warning at once; the `shutdown_error`
 /// report follows when the operation ends.
-fn log_stop(sup: &str, id: &str, policy: crate::Shutdown, reason: Option<&ExitReason>) {
+pub(crate) fn log_stop(sup: &str, id: &str, policy: crate::Shutdown, reason: Option<&ExitReason>) {
     const T: &str = "canopy::supervisor";
     let path = format_args!("{sup}/{id}");
     match reason {
@@ -540,10 +543,25 @@ fn after(myself: &ActorRef<SupervisorMsg>, outcome: Outcome<ActorCell>) {
     }
 }
 
-/// Runs a start function; makes sure the child is linked to us, and reads a name clash as
-/// `already_started`.
-async fn start_one(spec: &ChildSpec, sup: &ActorCell) -> Result<Start, StartFailure<ActorCell>> {
-    let fut = (spec.start)(sup.clone());
+/// Runs a start function (`start` calls it and gives its future); makes sure the child is linked to
+/// `sup`, and reads a name clash as `already_started`. A panic, in the call or in the future, is a
+/// start failure, never the supervisor's own.
+pub(crate) async fn run_start<F>(
+    sup: &ActorCell,
+    start: F,
+) -> Result<Start, StartFailure<ActorCell>>
+where
+    F: FnOnce() -> futures::future::BoxFuture<'static, Result<Start, BoxError>>,
+{
+    let fut = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
+        Ok(fut) => fut,
+        Err(panic) => {
+            return Err(StartFailure::Error(format!(
+                "start function panicked: {}",
+                panic_text(&panic)
+            )))
+        }
+    };
     let start = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
         Ok(Ok(start)) => start,
         Ok(Err(err)) => return Err(start_failure(err)),
@@ -575,7 +593,7 @@ async fn start_one(spec: &ChildSpec, sup: &ActorCell) -> Result<Start, StartFail
     Ok(start)
 }
 
-fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
+pub(crate) fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
     match err.downcast::<SpawnErr>() {
         Ok(spawn_err) => match *spawn_err {
             SpawnErr::StartupFailed(inner) => StartFailure::Error(inner.to_string()),
@@ -591,7 +609,7 @@ fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
     }
 }
 
-fn log_report(sup: &str, report: &Report) {
+pub(crate) fn log_report(sup: &str, report: &Report) {
     const T: &str = "canopy::supervisor";
     match report {
         Report::ChildTerminated { id, reason } => {
@@ -608,6 +626,9 @@ fn log_report(sup: &str, report: &Report) {
         ),
         Report::AutoShutdown { id } => tracing::info!(
             target: T, supervisor = %sup, child = %id, "significant child exited; auto-shutdown"
+        ),
+        Report::RestartIgnored { id } => tracing::info!(
+            target: T, supervisor = %sup, child = %id, "restart returned ignore; child removed"
         ),
     }
 }
