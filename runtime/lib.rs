@@ -72,6 +72,7 @@
 pub mod app;
 pub mod backoff;
 pub mod core;
+pub mod dynamic;
 pub mod exit;
 pub mod health;
 pub mod intensity;
@@ -82,6 +83,7 @@ pub mod supervisor;
 
 pub use crate::core::ChildCounts;
 pub use crate::core::ChildStatus;
+pub use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 pub use crate::exit::{ExitReason, StopWith};
 pub use crate::spec::{
     check_child_specs, AutoShutdown, BoxError, ChildKind, ChildSpec, Restart, Shutdown, SpecError,
