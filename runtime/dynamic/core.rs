@@ -362,6 +362,13 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             .collect()
     }
 
+    /// One child by its running process, or a restarting child by its last one (OTP 28's
+    /// `which_child/2` with a pid).
+    pub fn which_child(&self, pid: &P) -> Option<ChildInfo<P>> {
+        let key = self.pids.get(pid)?;
+        self.children.get(key).map(|child| self.info(*key, child))
+    }
+
     /// OTP's `count_children` for `simple_one_for_one`: one spec (the template), the running
     /// children as `active`, and every child, restarting ones included, under its kind.
     pub fn count_children(&self) -> ChildCounts {

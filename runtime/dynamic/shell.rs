@@ -42,6 +42,7 @@ enum Request<A> {
     StartChild(A, RpcReplyPort<Result<StartedChild, ChildError>>),
     TerminateChild(ActorCell, RpcReplyPort<Result<(), ChildError>>),
     WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
+    WhichChild(ActorCell, RpcReplyPort<Option<ChildInfo>>),
     CountChildren(RpcReplyPort<ChildCounts>),
     /// OTP's `try_again_restart`, or a backed-off restart whose time has come.
     Retry(u64),
@@ -215,6 +216,9 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
             }
             Request::WhichChildren(reply) => {
                 let _ = reply.send(state.core().which_children());
+            }
+            Request::WhichChild(cell, reply) => {
+                let _ = reply.send(state.core().which_child(&cell));
             }
             Request::CountChildren(reply) => {
                 let _ = reply.send(state.core().count_children());
@@ -511,6 +515,15 @@ impl<A: StartArgs> DynamicRef<A> {
     /// Every child, newest first, restarting ones included; a child's `id` is its internal key.
     pub async fn which_children(&self) -> Result<Vec<ChildInfo>, ChildError> {
         self.ask(Request::WhichChildren).await
+    }
+
+    /// One child by its cell (a restarting child by its last cell);
+    /// [`NotFound`](crate::core::ChildError::NotFound) if it is not a child.
+    pub async fn which_child(&self, child: &ActorCell) -> Result<ChildInfo, ChildError> {
+        let cell = child.clone();
+        self.ask(|r| Request::WhichChild(cell, r))
+            .await?
+            .ok_or_else(|| ChildError::NotFound(format!("{:?}", child)))
     }
 
     /// OTP's counts for a dynamic supervisor: `specs` 1, `active` the running children,
