@@ -77,6 +77,7 @@ pub mod exit;
 pub mod health;
 pub mod intensity;
 pub mod introspect;
+pub mod partition;
 pub mod shutdown;
 pub mod spec;
 pub mod supervisor;
@@ -85,6 +86,7 @@ pub use crate::core::ChildCounts;
 pub use crate::core::ChildStatus;
 pub use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 pub use crate::exit::{ExitReason, StopWith};
+pub use crate::partition::{PartitionRef, PartitionSupervisor};
 pub use crate::spec::{
     check_child_specs, AutoShutdown, BoxError, ChildKind, ChildSpec, Restart, Shutdown, SpecError,
     Start, StartInfo, Strategy, SupervisorSpec,

@@ -569,6 +569,8 @@ pub enum SpecError {
     /// A dynamic supervisor's child template is marked significant: dynamic supervisors have no
     /// auto-shutdown (OTP's `bad_combination` for simple_one_for_one; Elixir accepts only `:never`).
     SignificantDynamic,
+    /// A partition supervisor with zero partitions: no child could ever be routed anywhere.
+    ZeroPartitions,
 }
 
 impl fmt::Display for SpecError {
@@ -594,6 +596,7 @@ impl fmt::Display for SpecError {
             SpecError::SignificantDynamic => f.write_str(
                 "a dynamic supervisor's child template cannot be significant: dynamic supervisors have no auto-shutdown",
             ),
+            SpecError::ZeroPartitions => f.write_str("a partition supervisor needs at least 1 partition"),
         }
     }
 }
