@@ -228,6 +228,25 @@ fn default_partitions() -> usize {
 /// partition that was restarted is found under its new cell. While a partition is restarting,
 /// calls routed to it return [`Restarting`](crate::core::ChildError::Restarting) or
 /// [`SupervisorDown`](crate::core::ChildError::SupervisorDown).
+///
+/// ```
+/// use canopy::{dynamic::DynamicSpec, partition::PartitionSupervisor, Start};
+/// # #[tokio::main] async fn main() -> Result<(), canopy::ChildError> {
+/// let parts = PartitionSupervisor::new(DynamicSpec::new(|_s, _n: u32| async { Ok(Start::Ignore) }))
+///     .partitions(3)
+///     .start()
+///     .await
+///     .unwrap();
+/// for user_id in 0..10u32 {
+///     parts.start_child(&user_id, user_id).await?;
+/// }
+/// let counts = parts.count_children().await?;
+/// assert_eq!((counts.specs, counts.active), (3, 0)); // three templates; every start ignored
+/// let p = parts.partition_of(&7u32);
+/// assert_eq!(parts.partition(&7u32)?.id(), parts.partition_at(p)?.id());
+/// parts.shutdown().await;
+/// # Ok(()) }
+/// ```
 pub struct PartitionRef<A> {
     sup: SupervisorRef,
     n: usize,

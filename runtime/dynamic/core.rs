@@ -47,6 +47,20 @@ use crate::intensity::RestartWindow;
 use crate::spec::{ChildKind, Restart, Shutdown, SpecError};
 
 /// What the shell must do next.
+///
+/// ```
+/// use canopy::dynamic::core::{DynCommand, DynCore};
+/// use canopy::{dynamic::DynamicSpec, ExitReason, Start};
+/// let mut core: DynCore<u64, ()> =
+///     DynCore::new(&DynamicSpec::new(|_s, _a: ()| async { Ok(Start::Ignore) })).unwrap();
+/// core.start_child(());
+/// core.started(Ok(Some(1)));
+/// core.start_child(());
+/// core.started(Ok(Some(2)));
+/// // A shutdown is one command for every child: the shell stops them all at once.
+/// let DynCommand::TerminateAll { children } = core.shutdown(ExitReason::Shutdown) else { panic!() };
+/// assert_eq!(children.len(), 2);
+/// ```
 #[derive(Debug)]
 pub enum DynCommand<P, A> {
     /// Run the template's start function with `args` and report with [`DynCore::started`].
@@ -76,6 +90,17 @@ pub enum DynCommand<P, A> {
 }
 
 /// How an operation ended.
+///
+/// ```
+/// use canopy::dynamic::core::{DynCommand, DynCore, DynOutcome};
+/// use canopy::{core::ChildError, dynamic::DynamicSpec, Start};
+/// let spec = DynamicSpec::new(|_s, _a: ()| async { Ok(Start::Ignore) }).max_children(1);
+/// let mut core: DynCore<u64, ()> = DynCore::new(&spec).unwrap();
+/// core.start_child(());
+/// core.started(Ok(Some(1)));
+/// let refused = core.start_child(());
+/// assert!(matches!(refused, DynCommand::Done(DynOutcome::Reply(Err(ChildError::MaxChildren)))));
+/// ```
 #[derive(Debug)]
 pub enum DynOutcome<P> {
     /// Nothing more to do, unless a restart must be tried again: then the shell queues
@@ -91,6 +116,12 @@ pub enum DynOutcome<P> {
 }
 
 /// A restart the shell must come back to with [`DynCore::retry_due`].
+///
+/// ```
+/// use std::time::Duration;
+/// let now = canopy::dynamic::core::DynRetry { key: 3, after: Duration::ZERO };
+/// assert!(now.after.is_zero()); // OTP's try_again: behind what is already queued, no timer
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DynRetry {
     /// The child.

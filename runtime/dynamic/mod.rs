@@ -77,12 +77,26 @@ pub use shell::{DynamicMsg, DynamicRef, DynamicSupervisor};
 mod tests;
 
 /// What a dynamic child's start arguments must be: cloned for every restart, and sent to the
-/// supervisor's mailbox with each `start_child`.
+/// supervisor's mailbox with each `start_child`. Implemented for every such type.
+///
+/// ```
+/// fn takes<A: canopy::dynamic::StartArgs>() {}
+/// takes::<(String, std::net::SocketAddr)>();
+/// takes::<std::sync::Arc<Vec<u8>>>();
+/// ```
 pub trait StartArgs: Clone + Send + Sync + 'static {}
 impl<T: Clone + Send + Sync + 'static> StartArgs for T {}
 
 /// A dynamic child's start function: given the supervisor's cell and the child's arguments, spawn
 /// the child linked to the cell and return once its `pre_start` has finished.
+/// [`DynamicSpec::new`] builds one from any async closure.
+///
+/// ```
+/// use futures::FutureExt;
+/// let f: canopy::dynamic::DynStartFn<u32> =
+///     std::sync::Arc::new(|_sup, _n| async { Ok(canopy::Start::Ignore) }.boxed());
+/// # let _ = f;
+/// ```
 pub type DynStartFn<A> =
     Arc<dyn Fn(ActorCell, A) -> BoxFuture<'static, Result<Start, BoxError>> + Send + Sync>;
 
@@ -158,6 +172,25 @@ impl<A: StartArgs> DynamicSpec<A> {
     /// A template from a start function. The function gets the supervisor's cell and the child's
     /// arguments, must spawn the child linked to the cell (`spawn_linked`) and return after the
     /// child's `pre_start`. A panic in it is caught and treated as a start error.
+    ///
+    /// ```
+    /// # #[derive(Clone)] struct Conn;
+    /// # impl ractor::Actor for Conn {
+    /// #     type Msg = (); type State = (); type Arguments = (String, u16);
+    /// #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: Self::Arguments) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+    /// # }
+    /// use canopy::{dynamic::DynamicSpec, Start};
+    /// // Common settings live in the closure; each child brings its own port.
+    /// let host = "db.internal".to_string();
+    /// let spec = DynamicSpec::new(move |sup, port: u16| {
+    ///     let args = (host.clone(), port);
+    ///     async move {
+    ///         let (conn, _) = ractor::Actor::spawn_linked(None, Conn, args, sup).await?;
+    ///         Ok(Start::from(conn))
+    ///     }
+    /// });
+    /// # let _ = spec;
+    /// ```
     pub fn new<F, Fut>(start: F) -> Self
     where
         F: Fn(ActorCell, A) -> Fut + Send + Sync + 'static,

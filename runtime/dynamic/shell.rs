@@ -33,9 +33,30 @@ const DEFAULT_NAME: &str = "dynamic";
 
 /// The dynamic supervisor actor, for children started with arguments of type `A`. Start it with
 /// [`DynamicSupervisor::start`]; talk to it through the [`DynamicRef`] it returns.
+///
+/// ```
+/// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
+/// use canopy::{Start, Supervisor, SupervisorSpec};
+/// # #[tokio::main] async fn main() {
+/// let spec = DynamicSpec::new(|_sup, _job: u64| async { Ok(Start::Ignore) });
+/// // Top level ...
+/// let jobs = DynamicSupervisor::start(spec.clone()).await.unwrap();
+/// // ... or linked to any actor, here a static supervisor.
+/// let root = Supervisor::start(SupervisorSpec::default()).await.unwrap();
+/// let more_jobs = DynamicSupervisor::start_linked(spec, root.cell()).await.unwrap();
+/// jobs.shutdown().await;
+/// more_jobs.shutdown().await;
+/// root.shutdown().await;
+/// # }
+/// ```
 pub struct DynamicSupervisor<A>(PhantomData<fn() -> A>);
 
 /// The dynamic supervisor's mailbox. Opaque: use [`DynamicRef`].
+///
+/// ```
+/// // Its only use from outside: naming the actor's type, e.g. in an `ActorRef`.
+/// type JobsRef = ractor::ActorRef<canopy::dynamic::DynamicMsg<u64>>;
+/// ```
 pub struct DynamicMsg<A>(Request<A>);
 
 enum Request<A> {
@@ -411,6 +432,25 @@ fn after<A: StartArgs>(
 ///
 /// Every call waits for the supervisor, with no time limit, as OTP's do. A call to a supervisor
 /// that is gone returns [`SupervisorDown`](crate::core::ChildError::SupervisorDown).
+///
+/// ```
+/// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
+/// use canopy::ChildError;
+/// # #[derive(Clone)] struct Job;
+/// # impl ractor::Actor for Job {
+/// #     type Msg = (); type State = (); type Arguments = u64;
+/// #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: u64) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+/// # }
+/// # #[tokio::main] async fn main() -> Result<(), ChildError> {
+/// let jobs = DynamicSupervisor::start(DynamicSpec::actor(Job)).await.unwrap();
+/// let job = jobs.start_child(17).await?.cell.expect("started");
+/// assert_eq!(jobs.which_children().await?.len(), 1);
+/// jobs.terminate_child(&job).await?;                   // stopped and forgotten
+/// assert_eq!(jobs.count_children().await?.active, 0);
+/// jobs.shutdown().await;
+/// assert_eq!(jobs.count_children().await, Err(ChildError::SupervisorDown));
+/// # Ok(()) }
+/// ```
 pub struct DynamicRef<A> {
     actor: ActorRef<DynamicMsg<A>>,
 }

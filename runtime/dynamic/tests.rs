@@ -881,3 +881,232 @@ fn terminate_child_cancels_a_delayed_restart() {
     assert!(sh.ids().is_empty());
     assert!(sh.retry(1, 0.1).is_none());
 }
+
+// -------------------------------------------------------------------------------------------------
+// Property: whatever happens, the bookkeeping stays consistent.
+
+mod property {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::{reasons, template, Shell, Started};
+    use crate::backoff::Backoff;
+    use crate::core::ChildStatus;
+    use crate::dynamic::core::{DynCore, DynOutcome, DynRetry};
+    use crate::exit::ExitReason;
+    use crate::spec::{Restart, Shutdown};
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        /// A running child (picked modulo) exits by itself after `dt_ms`.
+        Exit {
+            pick: usize,
+            reason: usize,
+            dt_ms: u64,
+        },
+        /// A process that already stopped exits again: must be ignored.
+        Stale {
+            pick: usize,
+        },
+        /// The oldest queued retry comes up after its delay plus `dt_ms`.
+        Retry {
+            dt_ms: u64,
+        },
+        StartChild(u32),
+        /// terminate_child of a running child, an old pid, or a stranger.
+        Terminate {
+            pick: usize,
+            alive: bool,
+        },
+        Shutdown,
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            8 => (any::<usize>(), 0..5usize, 0..3000u64)
+                .prop_map(|(pick, reason, dt_ms)| Event::Exit { pick, reason, dt_ms }),
+            1 => any::<usize>().prop_map(|pick| Event::Stale { pick }),
+            4 => (0..1500u64).prop_map(|dt_ms| Event::Retry { dt_ms }),
+            4 => (0..100u32).prop_map(Event::StartChild),
+            2 => (any::<usize>(), any::<bool>())
+                .prop_map(|(pick, alive)| Event::Terminate { pick, alive }),
+            1 => Just(Event::Shutdown),
+        ]
+    }
+
+    fn start_answer() -> impl Strategy<Value = Started> {
+        prop_oneof![
+            6 => Just(Started::Ok),
+            1 => Just(Started::Ignore),
+            2 => Just(Started::Fail("no")),
+            1 => Just(Started::Clash(1)),
+        ]
+    }
+
+    fn stop_answer() -> impl Strategy<Value = Option<ExitReason>> {
+        prop_oneof![
+            6 => Just(Some(ExitReason::Shutdown)),
+            2 => Just(None),
+            1 => Just(Some(ExitReason::Killed)),
+        ]
+    }
+
+    /// The invariants that must hold between operations.
+    fn check(
+        core: &DynCore<u64, u32>,
+        dead: &[u64],
+        max: Option<usize>,
+        temporary: bool,
+    ) -> Result<(), TestCaseError> {
+        let children = core.which_children();
+        let counts = core.count_children();
+        let running: Vec<u64> = children
+            .iter()
+            .filter_map(|c| c.status.pid().copied())
+            .collect();
+        prop_assert_eq!(counts.specs, 1);
+        prop_assert_eq!(counts.active, running.len());
+        prop_assert_eq!(counts.workers + counts.supervisors, children.len());
+        prop_assert_eq!(core.pending_restarts(), children.len() - running.len());
+        prop_assert_eq!(core.has_running_children(), !running.is_empty());
+        if let Some(max) = max {
+            prop_assert!(children.len() <= max);
+        }
+        let ids: HashSet<&str> = children.iter().map(|c| c.id.as_str()).collect();
+        prop_assert_eq!(ids.len(), children.len(), "an id twice: {:?}", children);
+        let pids: HashSet<u64> = running.iter().copied().collect();
+        prop_assert_eq!(pids.len(), running.len(), "a pid twice: {:?}", children);
+        for c in &children {
+            let key: u64 = c.id.parse().unwrap();
+            if let Some(pid) = c.status.pid() {
+                prop_assert_eq!(core.key_of(pid), Some(key));
+                prop_assert!(!dead.contains(pid), "{} runs as dead pid {}", key, pid);
+            }
+            prop_assert_eq!(core.args_of(key).is_some(), !temporary);
+            if matches!(c.status, ChildStatus::Running(_)) {
+                prop_assert!(c.next_attempt.is_none());
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn random_events_keep_the_bookkeeping_consistent(
+            restart in 0..3usize,
+            intensity in 0..6u32,
+            period_ms in 500..4000u64,
+            max in prop::option::of(1..6usize),
+            backoff in any::<bool>(),
+            brutal in any::<bool>(),
+            events in prop::collection::vec(event(), 1..80),
+            starts in prop::collection::vec(start_answer(), 0..100),
+            stops in prop::collection::vec(stop_answer(), 0..100),
+        ) {
+            let restart = [Restart::Permanent, Restart::Transient, Restart::Temporary][restart];
+            let mut spec = template()
+                .restart(restart)
+                .restart_intensity(intensity, Duration::from_millis(period_ms));
+            if let Some(max) = max {
+                spec = spec.max_children(max);
+            }
+            if backoff {
+                spec = spec.backoff(Backoff::new(Duration::from_millis(50), Duration::from_millis(800)));
+            }
+            if brutal {
+                spec = spec.shutdown(Shutdown::BrutalKill);
+            }
+            let temporary = restart == Restart::Temporary;
+            let mut sh = Shell::new(spec);
+            sh.starts.extend(starts);
+            sh.stops.extend(stops);
+            let mut dead: Vec<u64> = Vec::new();
+            let mut retries: Vec<DynRetry> = Vec::new();
+            let mut now_ms = 0u64;
+
+            for event in events {
+                let outcome = match event {
+                    Event::Exit { pick, reason, dt_ms } => {
+                        now_ms += dt_ms;
+                        let running: Vec<u64> = sh.core.which_children().iter()
+                            .filter_map(|c| c.status.pid().copied()).collect();
+                        if running.is_empty() {
+                            continue;
+                        }
+                        let pid = running[pick % running.len()];
+                        dead.push(pid);
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        let cmd = sh.core.child_exited(&pid, reasons()[reason].clone(), now);
+                        prop_assert!(cmd.is_some(), "exit of running pid {} taken as stale", pid);
+                        sh.run(cmd.unwrap())
+                    }
+                    Event::Stale { pick } => {
+                        if dead.is_empty() {
+                            continue;
+                        }
+                        let pid = dead[pick % dead.len()];
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        prop_assert!(sh.core.child_exited(&pid, ExitReason::Killed, now).is_none());
+                        continue;
+                    }
+                    Event::Retry { dt_ms } => {
+                        if retries.is_empty() {
+                            continue;
+                        }
+                        let retry = retries.remove(0);
+                        now_ms += retry.after.as_millis() as u64 + dt_ms;
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        match sh.core.retry_due(retry.key, now) {
+                            Some(cmd) => sh.run(cmd),
+                            None => continue,
+                        }
+                    }
+                    Event::StartChild(args) => {
+                        let cmd = sh.core.start_child(args);
+                        sh.run(cmd)
+                    }
+                    Event::Terminate { pick, alive } => {
+                        let mut known: Vec<u64> = sh.core.which_children().iter()
+                            .filter_map(|c| c.status.pid().copied()).collect();
+                        known.extend(dead.iter().copied());
+                        known.push(1);
+                        let pid = known[pick % known.len()];
+                        let running = sh.core.which_children().iter()
+                            .any(|c| c.status.pid() == Some(&pid));
+                        let cmd = sh.core.terminate_child(&pid, alive || running);
+                        let outcome = sh.run(cmd);
+                        if running {
+                            dead.push(pid);
+                            prop_assert!(matches!(outcome, DynOutcome::Reply(Ok(None))));
+                        }
+                        outcome
+                    }
+                    Event::Shutdown => {
+                        let cmd = sh.core.shutdown(ExitReason::Shutdown);
+                        let outcome = sh.run(cmd);
+                        prop_assert!(matches!(outcome, DynOutcome::Exit(ExitReason::Shutdown)));
+                        check(&sh.core, &dead, max, temporary)?;
+                        prop_assert!(sh.core.which_children().is_empty());
+                        break;
+                    }
+                };
+                match outcome {
+                    DynOutcome::Idle { retry } => retries.extend(retry),
+                    DynOutcome::Reply(_) => {}
+                    DynOutcome::Exit(reason) => {
+                        prop_assert!(reason.is_shutdown(), "exit with {:?}", reason);
+                        prop_assert!(!sh.core.has_running_children());
+                        prop_assert!(sh.core.which_children().is_empty());
+                        break;
+                    }
+                }
+                check(&sh.core, &dead, max, temporary)?;
+                prop_assert!(sh.core.take_reports().len() < 1000);
+            }
+        }
+    }
+}
