@@ -12,6 +12,10 @@
 //! The reason is the one canopy asked for; a child that had already exited by itself is reported as
 //! such (`None`) and its own reason reaches the supervisor as a (stale) supervision event.
 //!
+//! [`terminate`] stops one child (static supervisors stop theirs one after another);
+//! [`terminate_all`] signals many at once and waits for them together, one timer per distinct
+//! policy (dynamic supervisors, spec §1.7).
+//!
 //! ractor's kill aborts the actor's task at its next `.await`: an actor stuck in blocking code without
 //! awaiting cannot be killed by any async runtime, and `Infinity` waits on it for as long as it runs.
 //!
@@ -38,7 +42,8 @@ pub async fn terminate(child: &ActorCell, policy: Shutdown) -> Option<ExitReason
         return None;
     }
     signal(child, policy);
-    Some(wait_out(std::slice::from_ref(child), policy).await[0].clone())
+    // One cell in, one reason out.
+    wait_out(std::slice::from_ref(child), policy).await.pop()
 }
 
 /// Stops every child at once, each by its own policy, and waits until all of them are gone: the
