@@ -162,17 +162,15 @@ enum Source {
 
 #[doc(hidden)]
 pub struct SupervisorState {
-    /// This supervisor's path in the introspection tree.
-    path: String,
     /// The decision state, shared with the introspection tree.
-    core: Arc<parking_lot::Mutex<Core<ActorCell>>>,
+    node: Arc<introspect::Node>,
     /// Info attached by the last start function, for the API reply.
     last_info: Option<StartInfo>,
 }
 
 impl SupervisorState {
     fn core(&self) -> parking_lot::MutexGuard<'_, Core<ActorCell>> {
-        self.core.lock()
+        self.node.core.lock()
     }
 }
 
@@ -334,16 +332,15 @@ impl Actor for Supervisor {
         };
         let core = Core::new(&spec)
             .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
-        let core = Arc::new(parking_lot::Mutex::new(core));
-        // Registered before the children start, so that child supervisors find their parent's path.
-        introspect::register(Arc::new(introspect::Node {
-            path: path.clone(),
-            cell: myself.get_cell(),
-            children: core.clone(),
-        }));
-        let mut state = SupervisorState {
+        let node = Arc::new(introspect::Node {
             path,
-            core,
+            cell: myself.get_cell(),
+            core: parking_lot::Mutex::new(core),
+        });
+        // Registered before the children start, so that child supervisors find their parent's path.
+        introspect::register(node.clone());
+        let mut state = SupervisorState {
+            node,
             last_info: None,
         };
         let first = state.core().init();
@@ -486,7 +483,7 @@ async fn drive(
             }
             Command::Terminate { id, pid, shutdown } => {
                 let reason = shutdown::terminate(&pid, shutdown).await;
-                log_stop(&state.path, &id, shutdown, reason.as_ref());
+                log_stop(&state.node.path, &id, shutdown, reason.as_ref());
                 state.core().terminated(reason)
             }
             Command::Done(outcome) => break outcome,
@@ -494,7 +491,7 @@ async fn drive(
     };
     let reports = state.core().take_reports();
     for report in reports {
-        log_report(&state.path, &report);
+        log_report(&state.node.path, &report);
     }
     outcome
 }

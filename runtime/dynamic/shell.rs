@@ -200,7 +200,7 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
         let core = DynCore::new(&spec)
             .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
         let core = Arc::new(Mutex::new(core));
-        introspect::register(Arc::new(introspect::Node {
+        introspect::register_dynamic(Arc::new(introspect::DynNode {
             path: path.clone(),
             cell: myself.get_cell(),
             children: core.clone(),
