@@ -156,14 +156,24 @@ impl Jitter {
         Jitter { state: seed }
     }
 
-    /// A generator seeded from the clock and an address, different per supervisor.
+    /// A generator seeded from the clock and a process-wide counter, different per supervisor.
+    ///
+    /// ```
+    /// use canopy::backoff::Jitter;
+    /// // Created in the same clock tick, two generators still differ.
+    /// assert_ne!(Jitter::from_entropy().next_unit(), Jitter::from_entropy().next_unit());
+    /// ```
     pub fn from_entropy() -> Self {
-        let here = &() as *const () as u64;
+        // The counter, not an address: a reference to a zero-sized value has the same dangling
+        // address every time, so it told supervisors started in the same clock tick nothing apart,
+        // and those are exactly the ones whose restarts jitter must spread.
+        static CREATED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CREATED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        Jitter::seeded(nanos ^ here.rotate_left(32))
+        Jitter::seeded(nanos ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15))
     }
 
     /// A uniform number in `[0, 1)`.

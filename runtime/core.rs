@@ -153,6 +153,9 @@ pub enum ChildError<P> {
     Spec(SpecError),
     /// The supervisor is not running (OTP's `noproc`).
     SupervisorDown,
+    /// A dynamic supervisor already has its `max_children` children (running, restarting or
+    /// waiting for a backed-off restart); Elixir's `{:error, :max_children}`.
+    MaxChildren,
 }
 
 impl<P: Debug> fmt::Display for ChildError<P> {
@@ -170,6 +173,9 @@ impl<P: Debug> fmt::Display for ChildError<P> {
             }
             ChildError::Spec(e) => write!(f, "invalid child spec: {e}"),
             ChildError::SupervisorDown => f.write_str("the supervisor is not running"),
+            ChildError::MaxChildren => {
+                f.write_str("the supervisor already has its maximum number of children")
+            }
         }
     }
 }
@@ -284,6 +290,12 @@ pub enum Report {
     /// A significant child's exit triggered auto-shutdown.
     AutoShutdown {
         /// The significant child.
+        id: String,
+    },
+    /// A dynamic child's restart returned ignore, so the child is gone (spec §1.5); its start
+    /// arguments are dropped with it.
+    RestartIgnored {
+        /// The child.
         id: String,
     },
 }
@@ -613,7 +625,7 @@ impl<P: Pid> Core<P> {
             self.pids.remove(pid);
         }
         if let Some(reason) = reason {
-            if !shutdown_went_as_planned(&child.spec, &reason) {
+            if !shutdown_went_as_planned(child.spec.restart, child.spec.get_shutdown(), &reason) {
                 self.reports.push(Report::ShutdownError {
                     id: child.spec.id.clone(),
                     reason: reason.clone(),
@@ -906,11 +918,15 @@ fn step_index(step: Step) -> usize {
 
 /// OTP's `child_res`: `killed` is expected only from a brutal kill, `shutdown` always, `normal` and
 /// `{shutdown, _}` only from a child that is not permanent. Anything else is a `shutdown_error`.
-fn shutdown_went_as_planned(spec: &ChildSpec, reason: &ExitReason) -> bool {
+pub(crate) fn shutdown_went_as_planned(
+    restart: Restart,
+    shutdown: Shutdown,
+    reason: &ExitReason,
+) -> bool {
     match reason {
-        ExitReason::Killed => spec.get_shutdown() == Shutdown::BrutalKill,
+        ExitReason::Killed => shutdown == Shutdown::BrutalKill,
         ExitReason::Shutdown => true,
-        ExitReason::Normal | ExitReason::ShutdownWith(_) => spec.restart != Restart::Permanent,
+        ExitReason::Normal | ExitReason::ShutdownWith(_) => restart != Restart::Permanent,
         ExitReason::Error(_) => false,
     }
 }

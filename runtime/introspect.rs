@@ -66,8 +66,22 @@ impl Node {
     }
 }
 
+/// What the tree reads from a dynamic supervisor: its children, taken under its own lock. (Its
+/// decision state is generic over its children's arguments, so it cannot sit in a [`Node`].)
+pub(crate) trait Children: Send + Sync {
+    fn which_children(&self) -> Vec<ChildInfo<ActorCell>>;
+}
+
+/// One dynamic supervisor in the shared tree.
+pub(crate) struct DynNode {
+    pub(crate) path: String,
+    pub(crate) cell: ActorCell,
+    pub(crate) children: Arc<dyn Children>,
+}
+
 struct Registry {
     nodes: HashMap<ActorId, Arc<Node>>,
+    dynamic: HashMap<ActorId, Arc<DynNode>>,
     /// Entries of supervisors that were killed (and so never unregistered) are swept when the map
     /// reaches this size; doubling it keeps registration amortised O(1).
     sweep_at: usize,
@@ -76,6 +90,7 @@ struct Registry {
 static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
         nodes: HashMap::new(),
+        dynamic: HashMap::new(),
         sweep_at: 64,
     })
 });
@@ -90,8 +105,31 @@ pub(crate) fn register(node: Arc<Node>) {
     tree.nodes.insert(node.cell.get_id(), node);
 }
 
+pub(crate) fn register_dynamic(node: Arc<DynNode>) {
+    let mut tree = TREE.write();
+    if tree.dynamic.len() >= tree.sweep_at {
+        tree.dynamic
+            .retain(|_, n| n.cell.get_status() != ActorStatus::Stopped);
+        tree.sweep_at = (tree.dynamic.len() * 2).max(64);
+    }
+    tree.dynamic.insert(node.cell.get_id(), node);
+}
+
 pub(crate) fn unregister(id: &ActorId) {
-    TREE.write().nodes.remove(id);
+    let mut tree = TREE.write();
+    if tree.nodes.remove(id).is_none() {
+        tree.dynamic.remove(id);
+    }
+}
+
+/// A supervisor of either kind: its path and its children.
+fn view(id: &ActorId) -> Option<(String, Vec<ChildInfo<ActorCell>>)> {
+    if let Some(n) = node(id) {
+        let children = n.core.lock().which_children();
+        return Some((n.path.clone(), children));
+    }
+    let n = TREE.read().dynamic.get(id).cloned()?;
+    Some((n.path.clone(), n.children.which_children()))
 }
 
 pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {
@@ -107,13 +145,17 @@ pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {
 /// # }
 /// ```
 pub fn path_of(cell: &ActorCell) -> Option<String> {
-    node(&cell.get_id()).map(|n| n.path.clone())
+    let id = cell.get_id();
+    if let Some(n) = node(&id) {
+        return Some(n.path.clone());
+    }
+    TREE.read().dynamic.get(&id).map(|n| n.path.clone())
 }
 
 /// The children of a running supervisor, most recently started first, read from the shared tree
 /// (no message is sent to the supervisor).
 pub fn children_of(cell: &ActorCell) -> Option<Vec<ChildInfo<ActorCell>>> {
-    node(&cell.get_id()).map(|n| n.core.lock().which_children())
+    view(&cell.get_id()).map(|(_, children)| children)
 }
 
 /// A running actor of the tree, by path.
@@ -136,10 +178,9 @@ pub fn running(root: &ActorCell) -> Vec<RunningChild> {
 }
 
 fn collect(sup: &ActorCell, out: &mut Vec<RunningChild>) {
-    let Some(node) = node(&sup.get_id()) else {
+    let Some((path, children)) = view(&sup.get_id()) else {
         return;
     };
-    let children = node.core.lock().which_children();
     for child in children.into_iter().rev() {
         let Some(cell) = child.status.pid() else {
             continue;
@@ -148,7 +189,7 @@ fn collect(sup: &ActorCell, out: &mut Vec<RunningChild>) {
             continue;
         }
         out.push(RunningChild {
-            path: format!("{}/{}", node.path, child.id),
+            path: format!("{path}/{}", child.id),
             kind: child.kind,
             cell: cell.clone(),
         });

@@ -54,6 +54,10 @@
 //! - [`core`]: every supervision decision as a pure state machine, with no runtime.
 //! - [`supervisor`]: the ractor actor that carries the decisions out, and [`SupervisorRef`], the
 //!   child management API.
+//! - [`dynamic`]: dynamic supervisors ([`DynamicSupervisor`], [`DynamicRef`]): children started on
+//!   demand from a [`DynamicSpec`] template with arguments of their own, stopped in parallel, with
+//!   an optional restart [`backoff`]; their decisions in the pure [`dynamic::core`].
+//! - [`partition`]: [`PartitionSupervisor`], N dynamic supervisors with children routed by key.
 //! - [`shutdown`]: how one child is stopped under each [`Shutdown`] policy.
 //!
 //! ## Where canopy differs from OTP on purpose
@@ -63,6 +67,8 @@
 //!   `ShutdownWith("reached_max_restart_intensity")`, which every rule treats exactly like OTP's
 //!   `shutdown` while telling the two causes apart in logs.
 //! - `Shutdown::Drain(d)` lets a child handle what is already in its mailbox before it stops.
+//! - A dynamic supervisor can delay restarts with an exponential [`backoff`]; a delayed restart
+//!   still counts against the restart intensity when it is scheduled.
 //! - Reports (`child_terminated`, `start_error`, `shutdown_error`, `reached_max_restart_intensity`)
 //!   are `tracing` events under the `canopy::supervisor` target, emitted after the restart they
 //!   describe is done.
@@ -72,18 +78,22 @@
 pub mod app;
 pub mod backoff;
 pub mod core;
+pub mod dynamic;
 pub mod exit;
 pub mod handle;
 pub mod health;
 pub mod intensity;
 pub mod introspect;
+pub mod partition;
 pub mod shutdown;
 pub mod spec;
 pub mod supervisor;
 
 pub use crate::core::ChildCounts;
 pub use crate::core::ChildStatus;
+pub use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 pub use crate::exit::{ExitReason, StopWith};
+pub use crate::partition::{PartitionRef, PartitionSupervisor};
 pub use crate::spec::{
     check_child_specs, AutoShutdown, BoxError, ChildKind, ChildSpec, Restart, Shutdown, SpecError,
     Start, StartInfo, Strategy, SupervisorSpec,

@@ -12,6 +12,10 @@
 //! The reason is the one canopy asked for; a child that had already exited by itself is reported as
 //! such (`None`) and its own reason reaches the supervisor as a (stale) supervision event.
 //!
+//! [`terminate`] stops one child (static supervisors stop theirs one after another);
+//! [`terminate_all`] signals many at once and waits for them together, one timer per distinct
+//! policy (dynamic supervisors, spec §1.7).
+//!
 //! ractor's kill aborts the actor's task at its next `.await`: an actor stuck in blocking code without
 //! awaiting cannot be killed by any async runtime, and `Infinity` waits on it for as long as it runs.
 //!
@@ -37,33 +41,101 @@ pub async fn terminate(child: &ActorCell, policy: Shutdown) -> Option<ExitReason
     if child.get_status() == ActorStatus::Stopped {
         return None;
     }
-    let grace = match policy {
-        Shutdown::BrutalKill => return Some(kill(child).await),
-        Shutdown::Infinity => {
-            child.stop(Some(ExitReason::Shutdown.encode()));
-            child.wait(None).await.ok();
-            return Some(ExitReason::Shutdown);
+    signal(child, policy);
+    // One cell in, one reason out.
+    wait_out(std::slice::from_ref(child), policy).await.pop()
+}
+
+/// Stops every child at once, each by its own policy, and waits until all of them are gone: the
+/// parallel shutdown of dynamic supervisors (spec §1.7). Children that share a policy share one timer,
+/// so the whole stop takes as long as the slowest policy, not the sum of them. The result has one entry
+/// per child, in the given order, read as for [`terminate`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use canopy::{shutdown::terminate_all, Shutdown};
+/// # async fn demo(a: ractor::ActorCell, b: ractor::ActorCell) {
+/// let policy = Shutdown::Timeout(Duration::from_secs(1));
+/// let reasons = terminate_all(&[(a, policy), (b, policy)]).await;
+/// assert_eq!(reasons.len(), 2);
+/// # }
+/// ```
+pub async fn terminate_all(children: &[(ActorCell, Shutdown)]) -> Vec<Option<ExitReason>> {
+    let mut out = vec![None; children.len()];
+    // Grouped by policy, in first-seen order: the number of distinct policies is tiny (a dynamic
+    // supervisor has one), so a linear search beats hashing.
+    let mut groups: Vec<(Shutdown, Vec<usize>, Vec<ActorCell>)> = Vec::new();
+    for (i, (child, policy)) in children.iter().enumerate() {
+        if child.get_status() == ActorStatus::Stopped {
+            continue;
         }
-        Shutdown::Timeout(grace) => {
-            child.stop(Some(ExitReason::Shutdown.encode()));
-            grace
+        // Every child is signalled before anyone is waited for: that is what makes it parallel.
+        signal(child, *policy);
+        match groups.iter_mut().find(|(p, _, _)| p == policy) {
+            Some((_, idx, cells)) => {
+                idx.push(i);
+                cells.push(child.clone());
+            }
+            None => groups.push((*policy, vec![i], vec![child.clone()])),
         }
-        Shutdown::Drain(grace) => {
+    }
+    let waits = groups
+        .iter()
+        .map(|(policy, _, cells)| wait_out(cells, *policy));
+    let results = futures::future::join_all(waits).await;
+    for ((_, idx, _), reasons) in groups.iter().zip(results) {
+        for (&i, reason) in idx.iter().zip(reasons) {
+            out[i] = Some(reason);
+        }
+    }
+    out
+}
+
+/// Asks a child to stop the way `policy` says (a kill for `BrutalKill`).
+fn signal(child: &ActorCell, policy: Shutdown) {
+    match policy {
+        Shutdown::BrutalKill => child.kill(),
+        Shutdown::Infinity | Shutdown::Timeout(_) => {
+            child.stop(Some(ExitReason::Shutdown.encode()))
+        }
+        Shutdown::Drain(_) => {
             if child.drain().is_err() {
                 // No mailbox left to drain: it is already stopping.
                 child.stop(Some(ExitReason::Shutdown.encode()));
             }
-            grace
         }
-    };
-    match child.wait(Some(grace)).await {
-        Ok(()) => Some(ExitReason::Shutdown),
-        Err(_) => Some(kill(child).await),
     }
 }
 
-async fn kill(child: &ActorCell) -> ExitReason {
-    child.kill();
-    child.wait(None).await.ok();
-    ExitReason::Killed
+/// Waits for already signalled children that share `policy`, on one timer, killing whoever is still
+/// alive when it fires. One reason per child, in order.
+async fn wait_out(cells: &[ActorCell], policy: Shutdown) -> Vec<ExitReason> {
+    let all_gone = || futures::future::join_all(cells.iter().map(|c| c.wait(None)));
+    let grace = match policy {
+        Shutdown::BrutalKill => {
+            all_gone().await;
+            return vec![ExitReason::Killed; cells.len()];
+        }
+        Shutdown::Infinity => {
+            all_gone().await;
+            return vec![ExitReason::Shutdown; cells.len()];
+        }
+        Shutdown::Timeout(grace) | Shutdown::Drain(grace) => grace,
+    };
+    if tokio::time::timeout(grace, all_gone()).await.is_ok() {
+        return vec![ExitReason::Shutdown; cells.len()];
+    }
+    let reasons = cells
+        .iter()
+        .map(|c| {
+            if c.get_status() == ActorStatus::Stopped {
+                ExitReason::Shutdown
+            } else {
+                c.kill();
+                ExitReason::Killed
+            }
+        })
+        .collect();
+    all_gone().await;
+    reasons
 }

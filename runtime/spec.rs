@@ -612,6 +612,11 @@ pub enum SpecError {
     ZeroMaxChildren,
     /// A handle's buffer capacity is zero: no message could wait for a restart.
     ZeroBufferCapacity,
+    /// A dynamic supervisor's child template is marked significant: dynamic supervisors have no
+    /// auto-shutdown (OTP's `bad_combination` for simple_one_for_one; Elixir accepts only `:never`).
+    SignificantDynamic,
+    /// A partition supervisor with zero partitions: no child could ever be routed anywhere.
+    ZeroPartitions,
 }
 
 impl fmt::Display for SpecError {
@@ -634,6 +639,10 @@ impl fmt::Display for SpecError {
             SpecError::ZeroBufferCapacity => {
                 f.write_str("a handle's buffer capacity must be at least 1")
             }
+            SpecError::SignificantDynamic => f.write_str(
+                "a dynamic supervisor's child template cannot be significant: dynamic supervisors have no auto-shutdown",
+            ),
+            SpecError::ZeroPartitions => f.write_str("a partition supervisor needs at least 1 partition"),
         }
     }
 }

@@ -465,7 +465,7 @@ async fn drive(
     let outcome = loop {
         cmd = match cmd {
             Command::Start { spec } => {
-                let result = start_one(&spec, &sup).await;
+                let result = run_start(&sup, || (spec.start)(sup.clone())).await;
                 let result = result.map(|start| match start {
                     Start::Started { cell, info } => {
                         state.last_info = info;
@@ -497,7 +497,7 @@ async fn drive(
 /// One line per child the supervisor stops, in the order it stops them: the audit trail of an
 /// ordered shutdown. A kill the policy did not ask for is a warning at once; the `shutdown_error`
 /// report follows when the operation ends.
-fn log_stop(sup: &str, id: &str, policy: crate::Shutdown, reason: Option<&ExitReason>) {
+pub(crate) fn log_stop(sup: &str, id: &str, policy: crate::Shutdown, reason: Option<&ExitReason>) {
     const T: &str = "canopy::supervisor";
     let path = format_args!("{sup}/{id}");
     match reason {
@@ -543,10 +543,25 @@ fn after(myself: &ActorRef<SupervisorMsg>, outcome: Outcome<ActorCell>) {
     }
 }
 
-/// Runs a start function; makes sure the child is linked to us, and reads a name clash as
-/// `already_started`.
-async fn start_one(spec: &ChildSpec, sup: &ActorCell) -> Result<Start, StartFailure<ActorCell>> {
-    let fut = (spec.start)(sup.clone());
+/// Runs a start function (`start` calls it and gives its future); makes sure the child is linked to
+/// `sup`, and reads a name clash as `already_started`. A panic, in the call or in the future, is a
+/// start failure, never the supervisor's own.
+pub(crate) async fn run_start<F>(
+    sup: &ActorCell,
+    start: F,
+) -> Result<Start, StartFailure<ActorCell>>
+where
+    F: FnOnce() -> futures::future::BoxFuture<'static, Result<Start, BoxError>>,
+{
+    let fut = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
+        Ok(fut) => fut,
+        Err(panic) => {
+            return Err(StartFailure::Error(format!(
+                "start function panicked: {}",
+                panic_text(&panic)
+            )))
+        }
+    };
     let start = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
         Ok(Ok(start)) => start,
         Ok(Err(err)) => return Err(start_failure(err)),
@@ -578,7 +593,7 @@ async fn start_one(spec: &ChildSpec, sup: &ActorCell) -> Result<Start, StartFail
     Ok(start)
 }
 
-fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
+pub(crate) fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
     match err.downcast::<SpawnErr>() {
         Ok(spawn_err) => match *spawn_err {
             SpawnErr::StartupFailed(inner) => StartFailure::Error(inner.to_string()),
@@ -594,7 +609,7 @@ fn start_failure(err: BoxError) -> StartFailure<ActorCell> {
     }
 }
 
-fn log_report(sup: &str, report: &Report) {
+pub(crate) fn log_report(sup: &str, report: &Report) {
     const T: &str = "canopy::supervisor";
     match report {
         Report::ChildTerminated { id, reason } => {
@@ -611,6 +626,9 @@ fn log_report(sup: &str, report: &Report) {
         ),
         Report::AutoShutdown { id } => tracing::info!(
             target: T, supervisor = %sup, child = %id, "significant child exited; auto-shutdown"
+        ),
+        Report::RestartIgnored { id } => tracing::info!(
+            target: T, supervisor = %sup, child = %id, "restart returned ignore; child removed"
         ),
     }
 }

@@ -1,4 +1,4 @@
-//! OTP conformance: the static-supervisor cases of OTP's `supervisor_SUITE` (spec §7), each test
+//! OTP conformance: the cases of OTP's `supervisor_SUITE` (spec §7), static and dynamic, each test
 //! named after its OTP case. Where Rust's types make a case impossible, the test keeps the name and
 //! checks the nearest Rust equivalent, with a comment saying so.
 
@@ -6,6 +6,8 @@ mod common;
 
 #[path = "conformance/api_significant.rs"]
 mod api_significant;
+#[path = "conformance/dynamic.rs"]
+mod dynamic;
 #[path = "conformance/restarts.rs"]
 mod restarts;
 #[path = "conformance/start_stop.rs"]

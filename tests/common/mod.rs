@@ -424,3 +424,38 @@ pub fn counts(
         workers,
     }
 }
+
+// -------------------------------------------------------------------------------------------------
+// Added for conformance/dynamic.rs: the test child as a dynamic supervisor's template.
+
+impl Lab {
+    /// A dynamic template for the test child. `start_child(n)` starts the instance `"{id}:{n}"`:
+    /// that is its name in events and in [`Lab::starts`], and what its start does follows
+    /// `set_start("{id}:{n}")`, else `set_start(id)`. Starts are counted under both names, so
+    /// `starts(id)` counts every start of the template.
+    pub fn dynamic_spec(&self, id: &str) -> canopy::DynamicSpec<u32> {
+        let lab = self.clone();
+        let template = id.to_string();
+        canopy::DynamicSpec::new(move |sup: ActorCell, n: u32| {
+            let lab = lab.clone();
+            let template = template.clone();
+            async move {
+                let instance = format!("{template}:{n}");
+                {
+                    let mut starts = lab.starts.lock();
+                    *starts.entry(template.clone()).or_default() += 1;
+                    *starts.entry(instance.clone()).or_default() += 1;
+                }
+                let mode = {
+                    let modes = lab.modes.lock();
+                    modes
+                        .get(&instance)
+                        .or_else(|| modes.get(&template))
+                        .cloned()
+                        .unwrap_or(StartMode::Ok)
+                };
+                start_planned(&lab, &instance, mode, sup).await
+            }
+        })
+    }
+}
