@@ -68,7 +68,7 @@ use ractor::{ActorCell, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPo
 use tokio::sync::{watch, Semaphore};
 
 use crate::core::ChildStatus;
-use crate::introspect::Node;
+use crate::introspect::{DynNode, Node};
 use crate::spec::{Restart, SpecError};
 
 /// How long a send waits for a restarting child, and how many sends may wait at once.
@@ -159,10 +159,18 @@ impl fmt::Display for HandleError {
 
 impl std::error::Error for HandleError {}
 
-/// Where a handle finds the current incarnation: one child of one static supervisor.
-struct Slot {
-    node: Weak<Node>,
-    id: String,
+/// Where a handle finds the current incarnation: a child of a static supervisor by id, or of a
+/// dynamic supervisor by its key.
+enum Slot {
+    Static {
+        node: Weak<Node>,
+        id: String,
+    },
+    Dynamic {
+        node: Weak<DynNode>,
+        key: u64,
+        id: String,
+    },
 }
 
 enum Lookup {
@@ -172,14 +180,33 @@ enum Lookup {
 }
 
 impl Slot {
+    fn id(&self) -> &str {
+        match self {
+            Slot::Static { id, .. } | Slot::Dynamic { id, .. } => id,
+        }
+    }
+
     fn lookup(&self) -> Lookup {
-        let Some(node) = self.node.upgrade() else {
-            return Lookup::Gone;
+        let (supervisor, info) = match self {
+            Slot::Static { node, id } => {
+                let Some(node) = node.upgrade() else {
+                    return Lookup::Gone;
+                };
+                let info = node.core.lock().which_child(id);
+                (node.cell.clone(), info)
+            }
+            Slot::Dynamic { node, key, .. } => {
+                let Some(node) = node.upgrade() else {
+                    return Lookup::Gone;
+                };
+                let info = node.children.child_info(*key);
+                (node.cell.clone(), info)
+            }
         };
-        if node.cell.get_status() >= ActorStatus::Stopping {
+        if supervisor.get_status() >= ActorStatus::Stopping {
             return Lookup::Gone;
         }
-        let Some(info) = node.core.lock().which_child(&self.id) else {
+        let Some(info) = info else {
             return Lookup::Gone;
         };
         match info.status {
@@ -195,7 +222,10 @@ impl Slot {
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
-        self.node.upgrade().map(|n| n.changes.subscribe())
+        match self {
+            Slot::Static { node, .. } => node.upgrade().map(|n| n.changes.subscribe()),
+            Slot::Dynamic { node, .. } => node.upgrade().map(|n| n.changes.subscribe()),
+        }
     }
 }
 
@@ -216,7 +246,7 @@ impl<M: Message> Clone for ChildHandle<M> {
 impl<M: Message> fmt::Debug for ChildHandle<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChildHandle")
-            .field("id", &self.inner.slot.id)
+            .field("id", &self.inner.slot.id())
             .finish_non_exhaustive()
     }
 }
@@ -230,18 +260,11 @@ struct Inner<M> {
 }
 
 impl<M: Message> ChildHandle<M> {
-    pub(crate) fn new(
-        node: &Arc<Node>,
-        id: &str,
-        options: HandleOptions,
-    ) -> Result<Self, SpecError> {
+    fn new(slot: Slot, options: HandleOptions) -> Result<Self, SpecError> {
         options.validate()?;
         Ok(ChildHandle {
             inner: Arc::new(Inner {
-                slot: Slot {
-                    node: Arc::downgrade(node),
-                    id: id.to_string(),
-                },
+                slot,
                 current: RwLock::new(None),
                 options,
                 waiting: Semaphore::new(options.buffer),
@@ -250,9 +273,9 @@ impl<M: Message> ChildHandle<M> {
         })
     }
 
-    /// The child's id.
+    /// The child's id (a dynamic child's key as text).
     pub fn id(&self) -> &str {
-        &self.inner.slot.id
+        self.inner.slot.id()
     }
 
     /// The current incarnation, if the child is running now.
@@ -414,6 +437,61 @@ impl crate::supervisor::SupervisorRef {
         if node.core.lock().which_child(id).is_none() {
             return Err(crate::ChildError::NotFound(id.to_string()));
         }
-        ChildHandle::new(&node, id, options).map_err(crate::ChildError::Spec)
+        let slot = Slot::Static {
+            node: Arc::downgrade(&node),
+            id: id.to_string(),
+        };
+        ChildHandle::new(slot, options).map_err(crate::ChildError::Spec)
+    }
+}
+
+impl<A: crate::dynamic::StartArgs> crate::dynamic::DynamicRef<A> {
+    /// A handle to the dynamic child now running as `child`, with [`HandleOptions::default`]. It
+    /// follows that child across its restarts (the same start arguments, a new actor).
+    ///
+    /// ```
+    /// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
+    /// # #[derive(Clone)] struct Conn;
+    /// # impl ractor::Actor for Conn {
+    /// #     type Msg = u32; type State = (); type Arguments = u32;
+    /// #     async fn pre_start(&self, _: ractor::ActorRef<u32>, _: u32) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = DynamicSupervisor::start(DynamicSpec::actor(Conn)).await?;
+    /// let started = pool.start_child(7).await?;
+    /// let conn = pool.handle::<u32>(started.cell.as_ref().expect("started"))?;
+    /// conn.cast(42).await?;
+    /// pool.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn handle<M: Message>(
+        &self,
+        child: &ActorCell,
+    ) -> Result<ChildHandle<M>, crate::ChildError> {
+        self.handle_with(child, HandleOptions::default())
+    }
+
+    /// [`handle`](Self::handle) with these options; a zero buffer is a
+    /// [`Spec`](crate::core::ChildError::Spec) error.
+    pub fn handle_with<M: Message>(
+        &self,
+        child: &ActorCell,
+        options: HandleOptions,
+    ) -> Result<ChildHandle<M>, crate::ChildError> {
+        let node =
+            crate::introspect::dyn_node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
+        let key = node
+            .children
+            .which_children()
+            .into_iter()
+            .find(|c| c.status.pid() == Some(child))
+            .and_then(|c| c.id.parse::<u64>().ok())
+            .ok_or_else(|| crate::ChildError::NotFound(format!("{:?}", child.get_id())))?;
+        let slot = Slot::Dynamic {
+            node: Arc::downgrade(&node),
+            key,
+            id: key.to_string(),
+        };
+        ChildHandle::new(slot, options).map_err(crate::ChildError::Spec)
     }
 }

@@ -70,6 +70,8 @@ impl Node {
 /// decision state is generic over its children's arguments, so it cannot sit in a [`Node`].)
 pub(crate) trait Children: Send + Sync {
     fn which_children(&self) -> Vec<ChildInfo<ActorCell>>;
+    /// One child by its key (what a handle to a dynamic child follows).
+    fn child_info(&self, key: u64) -> Option<ChildInfo<ActorCell>>;
 }
 
 /// One dynamic supervisor in the shared tree.
@@ -77,6 +79,18 @@ pub(crate) struct DynNode {
     pub(crate) path: String,
     pub(crate) cell: ActorCell,
     pub(crate) children: Arc<dyn Children>,
+    /// As [`Node::changes`].
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl DynNode {
+    /// Wakes handles waiting on this supervisor, if any.
+    pub(crate) fn changed(&self) {
+        if self.changes.receiver_count() > 0 {
+            self.changes
+                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        }
+    }
 }
 
 struct Registry {
@@ -130,6 +144,10 @@ fn view(id: &ActorId) -> Option<(String, Vec<ChildInfo<ActorCell>>)> {
     }
     let n = TREE.read().dynamic.get(id).cloned()?;
     Some((n.path.clone(), n.children.which_children()))
+}
+
+pub(crate) fn dyn_node(id: &ActorId) -> Option<Arc<DynNode>> {
+    TREE.read().dynamic.get(id).cloned()
 }
 
 pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {

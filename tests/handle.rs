@@ -208,3 +208,75 @@ async fn bad_handle_requests_are_typed_errors() {
         ChildError::SupervisorDown
     );
 }
+
+// -------------------------------------------------------------------------------------------------
+// Dynamic children
+
+#[derive(Clone)]
+struct Seeded;
+
+impl Actor for Seeded {
+    type Msg = Msg;
+    type State = u64;
+    type Arguments = u64;
+    async fn pre_start(&self, _: ActorRef<Msg>, seed: u64) -> Result<u64, ActorProcessingErr> {
+        Ok(seed)
+    }
+    async fn handle(
+        &self,
+        me: ActorRef<Msg>,
+        msg: Msg,
+        n: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
+        Counter.handle(me, msg, n).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_to_a_dynamic_child_follows_it_with_its_start_arguments() {
+    use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
+    let pool = DynamicSupervisor::start(DynamicSpec::actor(Seeded))
+        .await
+        .unwrap();
+    let started = pool.start_child(40).await.unwrap();
+    let h = pool.handle::<Msg>(started.cell.as_ref().unwrap()).unwrap();
+    h.cast(Msg::Add(2)).await.unwrap();
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 42);
+    kill_current(&h).await;
+    // The restarted incarnation got the same start argument again.
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 40);
+    // Terminated through the API: gone for good.
+    let cell = h.current().unwrap().get_cell();
+    pool.terminate_child(&cell).await.unwrap();
+    assert_eq!(h.cast(Msg::Add(1)).await, Err(HandleError::ChildGone));
+    pool.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_to_a_temporary_dynamic_child_is_gone_after_it_exits() {
+    use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
+    let pool = DynamicSupervisor::start(DynamicSpec::actor(Seeded).restart(Restart::Temporary))
+        .await
+        .unwrap();
+    let started = pool.start_child(1).await.unwrap();
+    let h = pool.handle::<Msg>(started.cell.as_ref().unwrap()).unwrap();
+    kill_current(&h).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match h.cast(Msg::Add(1)).await {
+                Err(HandleError::ChildGone) => return,
+                _ => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "ChildGone, not a hang");
+    let stranger = Counter.clone();
+    let (other, _) = Actor::spawn(None, stranger, ()).await.unwrap();
+    assert!(matches!(
+        pool.handle::<Msg>(&other.get_cell()),
+        Err(ChildError::NotFound(_))
+    ));
+    other.stop(None);
+    pool.shutdown().await;
+}

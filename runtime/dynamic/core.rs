@@ -434,6 +434,11 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             .count()
     }
 
+    /// One child by its key.
+    pub fn child_info(&self, key: u64) -> Option<ChildInfo<P>> {
+        self.children.get(&key).map(|child| self.info(key, child))
+    }
+
     /// The key of a running child's process, or of a restarting child's last one.
     pub fn key_of(&self, pid: &P) -> Option<u64> {
         self.pids.get(pid).copied()

@@ -88,6 +88,8 @@ pub struct DynamicState<A> {
     last_info: Option<StartInfo>,
     /// Backed-off restarts waiting for their time, so that a shutdown can cancel them.
     timers: HashMap<u64, RetryTimer<A>>,
+    /// This supervisor's entry in the shared tree, whose change signal wakes waiting handles.
+    node: Arc<introspect::DynNode>,
 }
 
 impl<A> DynamicState<A> {
@@ -99,6 +101,10 @@ impl<A> DynamicState<A> {
 impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
     fn which_children(&self) -> Vec<ChildInfo> {
         self.lock().which_children()
+    }
+
+    fn child_info(&self, key: u64) -> Option<ChildInfo> {
+        self.lock().child_info(key)
     }
 }
 
@@ -200,17 +206,20 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
         let core = DynCore::new(&spec)
             .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
         let core = Arc::new(Mutex::new(core));
-        introspect::register_dynamic(Arc::new(introspect::DynNode {
+        let node = Arc::new(introspect::DynNode {
             path: path.clone(),
             cell: myself.get_cell(),
             children: core.clone(),
-        }));
+            changes: tokio::sync::watch::Sender::new(0),
+        });
+        introspect::register_dynamic(node.clone());
         Ok(DynamicState {
             path,
             spec,
             core,
             last_info: None,
             timers: HashMap::new(),
+            node,
         })
     }
 
@@ -313,6 +322,7 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
         let cmd = state.core().shutdown(ExitReason::Shutdown);
         drive(&myself, state, cmd).await;
         introspect::unregister(&myself.get_id());
+        state.node.changed();
         Ok(())
     }
 }
@@ -372,6 +382,7 @@ async fn drive<A: StartArgs>(
             DynCommand::Done(outcome) => break outcome,
         };
     };
+    state.node.changed();
     let reports = state.core().take_reports();
     for report in reports {
         log_report(&state.path, &report);
