@@ -402,7 +402,7 @@ impl Actor for Supervisor {
                 let cmd = state.core().retry_due(&id, Instant::now());
                 if let Some(cmd) = cmd {
                     let outcome = drive(&myself, state, cmd).await;
-                    after(&myself, outcome);
+                    after(&myself, &state.node.path, outcome);
                 }
             }
         }
@@ -424,7 +424,7 @@ impl Actor for Supervisor {
         match cmd {
             Some(cmd) => {
                 let outcome = drive(&myself, state, cmd).await;
-                after(&myself, outcome);
+                after(&myself, &state.node.path, outcome);
             }
             None => tracing::debug!(
                 target: "canopy::supervisor",
@@ -519,28 +519,40 @@ async fn run_call(
     match drive(myself, state, cmd).await {
         Outcome::Reply(result) => result,
         other => {
-            after(myself, other);
+            after(myself, &state.node.path, other);
             Err(ChildError::SupervisorDown)
         }
     }
 }
 
 /// What an operation leaves to do once it is over: a retry to queue, or the supervisor's own exit.
-fn after(myself: &ActorRef<SupervisorMsg>, outcome: Outcome<ActorCell>) {
+fn after(myself: &ActorRef<SupervisorMsg>, path: &str, outcome: Outcome<ActorCell>) {
     match outcome {
         Outcome::Idle { retry: Some(retry) } => {
             // Behind everything already queued (spec §1.6), after the backoff delay if any. If the
             // mailbox is closed we are stopping and the retry no longer matters.
-            let message = move || SupervisorMsg(Request::Retry(retry.id));
             if retry.after.is_zero() {
-                let _ = myself.send_message(message());
+                let _ = myself.send_message(SupervisorMsg(Request::Retry(retry.id)));
             } else {
-                myself.send_after(retry.after, message);
+                log_backoff(path, &retry.id, retry.after);
+                myself.send_after(retry.after, move || SupervisorMsg(Request::Retry(retry.id)));
             }
         }
         Outcome::Exit(reason) => myself.get_cell().stop(Some(reason.encode())),
         _ => {}
     }
+}
+
+/// A restart put off by its backoff: logged when it is scheduled, so a crash loop being slowed down
+/// shows in the logs with the delay it was given.
+pub(crate) fn log_backoff(sup: &str, child: &str, delay: std::time::Duration) {
+    tracing::warn!(
+        target: "canopy::supervisor",
+        supervisor = %sup,
+        child = %child,
+        delay_ms = delay.as_millis() as u64,
+        "restart delayed by backoff"
+    );
 }
 
 /// Runs a start function (`start` calls it and gives its future); makes sure the child is linked to

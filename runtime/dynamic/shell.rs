@@ -429,6 +429,7 @@ fn after<A: StartArgs>(
                     );
                 }
             } else {
+                crate::supervisor::log_backoff(&state.path, &key.to_string(), after);
                 let timer = myself.send_after(after, move || DynamicMsg(Request::Retry(key)));
                 state.timers.insert(key, timer);
             }
