@@ -58,7 +58,14 @@
 //!   demand from a [`DynamicSpec`] template with arguments of their own, stopped in parallel, with
 //!   an optional restart [`backoff`]; their decisions in the pure [`dynamic::core`].
 //! - [`partition`]: [`PartitionSupervisor`], N dynamic supervisors with children routed by key.
+//! - [`backoff`]: exponential restart delays with jitter, for static and dynamic supervisors.
+//! - [`handle`]: [`ChildHandle`](handle::ChildHandle), a typed reference that follows a child
+//!   across restarts and waits (bounded) while it restarts.
 //! - [`shutdown`]: how one child is stopped under each [`Shutdown`] policy.
+//! - [`app`]: the process lifecycle: signals, readiness, drain delay, ordered teardown within a
+//!   global deadline, final hooks and exit statuses; [`health`]: liveness, readiness and the
+//!   shutdown token.
+//! - [`introspect`]: the live tree, read without a message round trip.
 //!
 //! ## Where canopy differs from OTP on purpose
 //!
@@ -67,8 +74,10 @@
 //!   `ShutdownWith("reached_max_restart_intensity")`, which every rule treats exactly like OTP's
 //!   `shutdown` while telling the two causes apart in logs.
 //! - `Shutdown::Drain(d)` lets a child handle what is already in its mailbox before it stops.
-//! - A dynamic supervisor can delay restarts with an exponential [`backoff`]; a delayed restart
-//!   still counts against the restart intensity when it is scheduled.
+//! - Any supervisor can delay restarts with an exponential [`backoff`]; a delayed restart still
+//!   counts against the restart intensity when it is scheduled, so a crash loop escalates.
+//! - One global deadline bounds the whole stop of an [`app::App`]; SIGINT is graceful like SIGTERM
+//!   and a second signal kills what is left.
 //! - Reports (`child_terminated`, `start_error`, `shutdown_error`, `reached_max_restart_intensity`)
 //!   are `tracing` events under the `canopy::supervisor` target, emitted after the restart they
 //!   describe is done.
