@@ -543,6 +543,18 @@ fn after(myself: &ActorRef<SupervisorMsg>, path: &str, outcome: Outcome<ActorCel
     }
 }
 
+/// A call to a supervisor actor, waiting with no time limit as OTP's API does; a supervisor that is
+/// gone (or stops before it answers) is [`ChildError::SupervisorDown`](core::ChildError::SupervisorDown).
+pub(crate) async fn ask<M: ractor::Message, T: Send + 'static>(
+    actor: &ActorRef<M>,
+    request: impl FnOnce(RpcReplyPort<T>) -> M,
+) -> Result<T, ChildError> {
+    match actor.call(request, None).await {
+        Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+        _ => Err(ChildError::SupervisorDown),
+    }
+}
+
 /// A restart put off by its backoff: logged when it is scheduled, so a crash loop being slowed down
 /// shows in the logs with the delay it was given.
 pub(crate) fn log_backoff(sup: &str, child: &str, delay: std::time::Duration) {
@@ -700,14 +712,7 @@ impl SupervisorRef {
         &self,
         request: impl FnOnce(RpcReplyPort<T>) -> Request,
     ) -> Result<T, ChildError> {
-        match self
-            .actor
-            .call(|reply| SupervisorMsg(request(reply)), None)
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
-            _ => Err(ChildError::SupervisorDown),
-        }
+        ask(&self.actor, |reply| SupervisorMsg(request(reply))).await
     }
 
     /// Adds a child and starts it; it becomes the last-started child.

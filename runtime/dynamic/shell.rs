@@ -518,14 +518,7 @@ impl<A: StartArgs> DynamicRef<A> {
         &self,
         request: impl FnOnce(RpcReplyPort<T>) -> Request<A>,
     ) -> Result<T, ChildError> {
-        match self
-            .actor
-            .call(|reply| DynamicMsg(request(reply)), None)
-            .await
-        {
-            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
-            _ => Err(ChildError::SupervisorDown),
-        }
+        crate::supervisor::ask(&self.actor, |reply| DynamicMsg(request(reply))).await
     }
 
     /// Starts a child with `args` (kept for its restarts unless the template is temporary).
