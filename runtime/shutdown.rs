@@ -42,8 +42,25 @@ pub async fn terminate(child: &ActorCell, policy: Shutdown) -> Option<ExitReason
         return None;
     }
     signal(child, policy);
-    // One cell in, one reason out.
-    wait_out(std::slice::from_ref(child), policy).await.pop()
+    // The sequential teardown of a static supervisor runs this once per child: wait on the cell
+    // itself rather than through `wait_out`'s per-group allocations.
+    let grace = match policy {
+        Shutdown::BrutalKill => {
+            child.wait(None).await.ok();
+            return Some(ExitReason::Killed);
+        }
+        Shutdown::Infinity => {
+            child.wait(None).await.ok();
+            return Some(ExitReason::Shutdown);
+        }
+        Shutdown::Timeout(grace) | Shutdown::Drain(grace) => grace,
+    };
+    if child.wait(Some(grace)).await.is_ok() {
+        return Some(ExitReason::Shutdown);
+    }
+    child.kill();
+    child.wait(None).await.ok();
+    Some(ExitReason::Killed)
 }
 
 /// Stops every child at once, each by its own policy, and waits until all of them are gone: the
