@@ -35,7 +35,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Instant;
 
 use futures::FutureExt;
 use ractor::{
@@ -399,7 +398,7 @@ impl Actor for Supervisor {
                 let _ = reply.send(state.core().get_childspec(&id));
             }
             Request::Retry(id) => {
-                let cmd = state.core().retry_due(&id, Instant::now());
+                let cmd = state.core().retry_due(&id, now());
                 if let Some(cmd) = cmd {
                     let outcome = drive(&myself, state, cmd).await;
                     after(&myself, &state.node.path, outcome);
@@ -418,9 +417,7 @@ impl Actor for Supervisor {
         let Some((cell, reason)) = ExitReason::from_event(&event) else {
             return Ok(());
         };
-        let cmd = state
-            .core()
-            .child_exited(cell, reason.clone(), Instant::now());
+        let cmd = state.core().child_exited(cell, reason.clone(), now());
         match cmd {
             Some(cmd) => {
                 let outcome = drive(&myself, state, cmd).await;
@@ -541,6 +538,12 @@ fn after(myself: &ActorRef<SupervisorMsg>, path: &str, outcome: Outcome<ActorCel
         Outcome::Exit(reason) => myself.get_cell().stop(Some(reason.encode())),
         _ => {}
     }
+}
+
+/// The time a core is given: tokio's clock, so that a paused test clock drives backoff and the
+/// restart window alike, for static and dynamic supervisors.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// A call to a supervisor actor, waiting with no time limit as OTP's API does; a supervisor that is

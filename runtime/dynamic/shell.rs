@@ -255,7 +255,7 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
             }
             Request::Retry(key) => {
                 state.timers.remove(&key);
-                let now = now();
+                let now = crate::supervisor::now();
                 let cmd = state.core().retry_due(key, now);
                 match cmd {
                     Some(cmd) => {
@@ -283,7 +283,9 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
         let Some((cell, reason)) = ExitReason::from_event(&event) else {
             return Ok(());
         };
-        let cmd = state.core().child_exited(cell, reason.clone(), now());
+        let cmd = state
+            .core()
+            .child_exited(cell, reason.clone(), crate::supervisor::now());
         match cmd {
             Some(cmd) => {
                 let outcome = drive(&myself, state, cmd).await;
@@ -325,12 +327,6 @@ impl<A: StartArgs> Actor for DynamicSupervisor<A> {
         state.node.changed();
         Ok(())
     }
-}
-
-/// The time the core is given: tokio's clock, so that a paused test clock drives backoff and the
-/// restart window alike.
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
 }
 
 /// Carries out the core's commands until the operation is done, then logs its reports.
