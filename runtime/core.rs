@@ -34,6 +34,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::Hash;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, BackoffState, Jitter};
@@ -205,8 +206,8 @@ impl<P: Debug> fmt::Display for StartFailure<P> {
 pub enum Command<P> {
     /// Run this spec's start function and report with [`Core::started`].
     Start {
-        /// The spec to start.
-        spec: ChildSpec,
+        /// The spec to start (shared with the core: a restart copies no spec).
+        spec: Arc<ChildSpec>,
     },
     /// Stop this process by its policy and report with [`Core::terminated`].
     Terminate {
@@ -311,7 +312,7 @@ enum State<P> {
 
 #[derive(Debug)]
 struct Child<P> {
-    spec: ChildSpec,
+    spec: Arc<ChildSpec>,
     state: State<P>,
     restarts: u32,
     last_exit: Option<ExitReason>,
@@ -326,7 +327,7 @@ impl<P> Child<P> {
     fn new(spec: ChildSpec, default_backoff: Option<Backoff>) -> Self {
         Child {
             backoff: spec.backoff.or(default_backoff),
-            spec,
+            spec: Arc::new(spec),
             state: State::Stopped,
             restarts: 0,
             last_exit: None,
@@ -669,7 +670,7 @@ impl<P: Pid> Core<P> {
 
     /// A child's full spec, defaults filled in.
     pub fn get_childspec(&self, id: &str) -> Option<ChildSpec> {
-        self.find(id).map(|idx| self.children[idx].spec.clone())
+        self.find(id).map(|idx| (*self.children[idx].spec).clone())
     }
 
     /// True while any child runs.

@@ -103,10 +103,21 @@ impl ExitReason {
     /// assert_eq!(ExitReason::decode(Some("shutdown:bye".into())), ExitReason::ShutdownWith("bye".into()));
     /// ```
     pub fn decode(reason: Option<String>) -> Self {
+        Self::decode_str(reason.as_deref())
+    }
+
+    /// [`decode`](Self::decode) from a borrowed string: allocates only for a reason that carries
+    /// text (`ShutdownWith`, `Error`), so reading a plain `killed` or `shutdown` costs nothing.
+    ///
+    /// ```
+    /// # use canopy::ExitReason;
+    /// assert_eq!(ExitReason::decode_str(Some("killed")), ExitReason::Killed);
+    /// ```
+    pub fn decode_str(reason: Option<&str>) -> Self {
         let Some(text) = reason else {
             return Self::Normal;
         };
-        match text.as_str() {
+        match text {
             "normal" => Self::Normal,
             "shutdown" | RACTOR_DRAINED => Self::Shutdown,
             RACTOR_KILLED | RACTOR_CANCELLED => Self::Killed,
@@ -116,7 +127,7 @@ impl ExitReason {
                 } else if let Some(err) = text.strip_prefix("error:") {
                     Self::Error(err.to_string())
                 } else {
-                    Self::Error(text)
+                    Self::Error(text.to_string())
                 }
             }
         }
@@ -136,7 +147,7 @@ impl ExitReason {
     pub fn from_event(event: &ractor::SupervisionEvent) -> Option<(&ractor::ActorCell, Self)> {
         match event {
             ractor::SupervisionEvent::ActorTerminated(cell, _, reason) => {
-                Some((cell, Self::decode(reason.clone())))
+                Some((cell, Self::decode_str(reason.as_deref())))
             }
             ractor::SupervisionEvent::ActorFailed(cell, err) => {
                 Some((cell, Self::Error(err.to_string())))
