@@ -459,6 +459,7 @@ async fn drive(
     mut cmd: Command<ActorCell>,
 ) -> Outcome<ActorCell> {
     let sup = myself.get_cell();
+    let mut timer = shutdown::ShutdownTimer::default();
     let outcome = loop {
         cmd = match cmd {
             Command::Start { spec } => {
@@ -476,7 +477,7 @@ async fn drive(
                 state.core().started(result)
             }
             Command::Terminate { id, pid, shutdown } => {
-                let reason = shutdown::terminate(&pid, shutdown).await;
+                let reason = shutdown::terminate_timed(&pid, shutdown, &mut timer).await;
                 log_stop(&state.node.path, &id, shutdown, reason.as_ref());
                 state.core().terminated(reason)
             }
