@@ -35,7 +35,7 @@ fn handled(lab: &Lab) -> usize {
 async fn drain_handles_every_queued_message_before_stopping() {
     let lab = Lab::new();
     let w = Watcher::new().await;
-    let (lab, sup, cell) = queue_slow_work(
+    let (sup, cell) = queue_slow_work(
         &lab,
         Shutdown::Drain(Duration::from_secs(10)),
         5,
@@ -56,7 +56,7 @@ async fn drain_handles_every_queued_message_before_stopping() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_stops_between_messages_and_drops_the_queue() {
     let lab = Lab::new();
-    let (lab, sup, _cell) = queue_slow_work(
+    let (sup, _cell) = queue_slow_work(
         &lab,
         Shutdown::Timeout(Duration::from_secs(10)),
         5,
@@ -78,7 +78,7 @@ async fn drain_kills_after_its_bound() {
     let lab = Lab::new();
     let w = Watcher::new().await;
     // Twenty jobs of 200 ms cannot be drained within 1 s.
-    let (lab, sup, cell) = queue_slow_work(
+    let (sup, cell) = queue_slow_work(
         &lab,
         Shutdown::Drain(Duration::from_secs(1)),
         20,
