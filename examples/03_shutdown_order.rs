@@ -24,7 +24,10 @@
 //! - `--deadline <ms>`: the global shutdown deadline (default 25000);
 //! - `--drain <ms>`: the drain delay (default 0);
 //! - `--fanout <n>`: `n` more workers under `/app/web/pool` (`/app/web/pool/w1`...), for load;
-//! - `--quiet`: no `started`/`stopped` lines (the benchmark uses this with `--fanout 1000`).
+//! - `--quiet`: no `started`/`stopped` lines (the benchmark uses this with `--fanout 1000`);
+//! - `--log-file <path>`: write the log there through a non-blocking writer instead of stderr; its
+//!   guard is kept until after the last line (`shutdown complete`), so that line always reaches
+//!   the file.
 //!
 //! The process-level tests in `tests/signals.rs` drive this binary.
 
@@ -94,6 +97,7 @@ struct Flags {
     deadline: Duration,
     drain: Duration,
     fanout: usize,
+    log_file: Option<std::path::PathBuf>,
 }
 
 fn parse_flags() -> Result<Flags, String> {
@@ -103,6 +107,7 @@ fn parse_flags() -> Result<Flags, String> {
         deadline: Duration::from_millis(25_000),
         drain: Duration::ZERO,
         fanout: 0,
+        log_file: None,
     };
     let ms = |v: Option<String>, flag: &str| -> Result<Duration, String> {
         let v = v.ok_or(format!("{flag} needs a value in milliseconds"))?;
@@ -132,6 +137,9 @@ fn parse_flags() -> Result<Flags, String> {
                     .map_err(|_| format!("--fanout: `{v}` is not a count"))?;
             }
             "--quiet" => QUIET.store(true, std::sync::atomic::Ordering::Relaxed),
+            "--log-file" => {
+                flags.log_file = Some(args.next().ok_or("--log-file needs a path")?.into())
+            }
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -191,6 +199,21 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(64);
         }
     };
+    // The log goes to stderr, or to a file through a non-blocking writer whose buffered lines are
+    // flushed when its guard is dropped: the app keeps the guard until after its last line.
+    let (writer, guard) = match &flags.log_file {
+        Some(path) => {
+            let file = match std::fs::File::create(path) {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("03_shutdown_order: cannot create {}: {e}", path.display());
+                    return std::process::ExitCode::from(64);
+                }
+            };
+            tracing_appender::non_blocking(file)
+        }
+        None => tracing_appender::non_blocking(std::io::stderr()),
+    };
     tracing_subscriber::registry()
         .with(
             StopLines.with_filter(tracing_subscriber::filter::filter_fn(|m| {
@@ -199,7 +222,8 @@ async fn main() -> std::process::ExitCode {
         )
         .with(
             tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
+                .with_writer(writer)
+                .with_ansi(flags.log_file.is_none())
                 .with_filter(tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
@@ -237,7 +261,8 @@ async fn main() -> std::process::ExitCode {
 
     let app = App::new(tree)
         .drain_delay(flags.drain)
-        .shutdown_deadline(flags.deadline);
+        .shutdown_deadline(flags.deadline)
+        .keep_until_exit(guard);
     let health = app.health();
     let handle = app.handle();
     // Announce readiness as the app sees it.

@@ -154,3 +154,26 @@ fn drain_delay_keeps_the_tree_up_before_teardown() {
     assert_eq!(code, 0);
     assert_reverse_order(&p);
 }
+
+#[test]
+fn the_last_log_line_reaches_the_log_file() {
+    let dir = std::env::temp_dir().join(format!("canopy-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("app.log");
+    let mut p = start(&["--log-file", log.to_str().unwrap()]);
+    p.signal("TERM");
+    let (code, _) = p.wait_exit(SECS(20));
+    assert_eq!(code, 0);
+    let text = std::fs::read_to_string(&log).expect("log file written");
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .expect("log not empty");
+    assert!(
+        last.contains("shutdown complete") && last.contains("status=0"),
+        "the last line of the file is the final one: {last}"
+    );
+    assert!(text.contains("shutdown triggered"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
