@@ -654,10 +654,16 @@ impl<P: Pid> Core<P> {
 
     /// OTP's `count_children`.
     pub fn count_children(&self) -> ChildCounts {
+        self.count_children_alive(|_| true)
+    }
+
+    /// [`count_children`](Self::count_children) where `active` also asks `alive` about each
+    /// running process, as OTP checks `is_process_alive`: an exit not processed yet is not active.
+    pub fn count_children_alive(&self, alive: impl Fn(&P) -> bool) -> ChildCounts {
         let mut c = ChildCounts::default();
         for child in self.live() {
             c.specs += 1;
-            if matches!(child.state, State::Running(_)) {
+            if matches!(&child.state, State::Running(pid) if alive(pid)) {
                 c.active += 1;
             }
             match child.spec.kind {

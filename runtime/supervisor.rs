@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use futures::FutureExt;
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SpawnErr,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort, SpawnErr,
     SupervisionEvent,
 };
 
@@ -165,6 +165,8 @@ pub struct SupervisorState {
     node: Arc<introspect::Node>,
     /// Info attached by the last start function, for the API reply.
     last_info: Option<StartInfo>,
+    /// Backed-off restarts waiting for their time, aborted when the supervisor stops.
+    timers: Vec<tokio::task::JoinHandle<Result<(), ractor::MessagingErr<SupervisorMsg>>>>,
 }
 
 impl SupervisorState {
@@ -337,6 +339,7 @@ impl Actor for Supervisor {
         let mut state = SupervisorState {
             node,
             last_info: None,
+            timers: Vec::new(),
         };
         let first = state.core().init();
         let outcome = drive(&myself, &mut state, first).await;
@@ -392,7 +395,10 @@ impl Actor for Supervisor {
                 let _ = reply.send(state.core().which_child(&id));
             }
             Request::CountChildren(reply) => {
-                let _ = reply.send(state.core().count_children());
+                let counts = state
+                    .core()
+                    .count_children_alive(|cell| cell.get_status() < ActorStatus::Stopping);
+                let _ = reply.send(counts);
             }
             Request::GetChildSpec(id, reply) => {
                 let _ = reply.send(state.core().get_childspec(&id));
@@ -401,7 +407,7 @@ impl Actor for Supervisor {
                 let cmd = state.core().retry_due(&id, now());
                 if let Some(cmd) = cmd {
                     let outcome = drive(&myself, state, cmd).await;
-                    after(&myself, &state.node.path, outcome);
+                    after(&myself, state, outcome);
                 }
             }
         }
@@ -421,7 +427,7 @@ impl Actor for Supervisor {
         match cmd {
             Some(cmd) => {
                 let outcome = drive(&myself, state, cmd).await;
-                after(&myself, &state.node.path, outcome);
+                after(&myself, state, outcome);
             }
             None => tracing::debug!(
                 target: "canopy::supervisor",
@@ -439,6 +445,9 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
+        for timer in state.timers.drain(..) {
+            timer.abort();
+        }
         // Ordered teardown must finish here: once post_stop returns, ractor kills whatever is still
         // linked, in no particular order.
         let running = state.core().has_running_children();
@@ -517,14 +526,18 @@ async fn run_call(
     match drive(myself, state, cmd).await {
         Outcome::Reply(result) => result,
         other => {
-            after(myself, &state.node.path, other);
+            after(myself, state, other);
             Err(ChildError::SupervisorDown)
         }
     }
 }
 
 /// What an operation leaves to do once it is over: a retry to queue, or the supervisor's own exit.
-fn after(myself: &ActorRef<SupervisorMsg>, path: &str, outcome: Outcome<ActorCell>) {
+fn after(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut SupervisorState,
+    outcome: Outcome<ActorCell>,
+) {
     match outcome {
         Outcome::Idle { retry: Some(retry) } => {
             // Behind everything already queued (spec §1.6), after the backoff delay if any. If the
@@ -532,8 +545,11 @@ fn after(myself: &ActorRef<SupervisorMsg>, path: &str, outcome: Outcome<ActorCel
             if retry.after.is_zero() {
                 let _ = myself.send_message(SupervisorMsg(Request::Retry(retry.id)));
             } else {
-                log_backoff(path, &retry.id, retry.after);
-                myself.send_after(retry.after, move || SupervisorMsg(Request::Retry(retry.id)));
+                log_backoff(&state.node.path, &retry.id, retry.after);
+                state.timers.retain(|t| !t.is_finished());
+                let timer =
+                    myself.send_after(retry.after, move || SupervisorMsg(Request::Retry(retry.id)));
+                state.timers.push(timer);
             }
         }
         Outcome::Exit(reason) => myself.get_cell().stop(Some(reason.encode())),

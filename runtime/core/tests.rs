@@ -1765,3 +1765,12 @@ fn stability_resets_the_backoff() {
     // Up for more than reset_after: back to the minimum.
     assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 6.0), "a", 100);
 }
+
+#[test]
+fn count_children_alive_does_not_count_a_dead_process_whose_exit_is_pending() {
+    let sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a"), permanent("b")]));
+    let dead = sh.pid("a");
+    let counts = sh.core.count_children_alive(|pid| *pid != dead);
+    assert_eq!((counts.specs, counts.active, counts.workers), (2, 1, 2));
+    assert_eq!(sh.core.count_children().active, 2);
+}
