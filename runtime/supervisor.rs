@@ -1,8 +1,8 @@
-//! The static supervisor actor: the ractor shell around [`core`](crate::core).
+//! The static supervisor actor: the ractor shell around [`core`].
 //!
 //! The actor turns ractor's supervision events and API messages into core events and carries out the
 //! core's commands: it runs start functions (children are linked to it), stops children by their
-//! policy ([`shutdown::terminate`](crate::shutdown::terminate)), queues retries through its own mailbox
+//! policy ([`shutdown::terminate`]), queues retries through its own mailbox
 //! and exits when the core says so. All decisions are the core's.
 //!
 //! - **Start** is synchronous: [`Supervisor::start`] returns once every child's `pre_start` is done, in
