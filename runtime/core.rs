@@ -12,6 +12,13 @@
 //! of `Terminate`/`Start` steps over positions in that list; children removed while it runs are left
 //! as tombstones and swept when it finishes, so positions stay valid for its whole life.
 //!
+//! A restart the core cannot make at once (a failed start's retry, a backed-off restart) is handed to
+//! the shell as a [`Retry`] and comes back through [`Core::retry_due`]. Each retry carries a
+//! generation, and a child honours only the last one it was given, and only while it still waits for
+//! it: a timer that outlived its wait (the child was restarted by a sibling's round, terminated,
+//! given a newer retry) comes back as `None` and changes nothing, instead of cutting a later backoff
+//! short.
+//!
 //! ```
 //! use std::time::Instant;
 //! use canopy::core::{Command, Core, Outcome};
@@ -37,6 +44,8 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ractor::ActorCell;
+
 use crate::backoff::{Backoff, BackoffState, Jitter};
 use crate::exit::ExitReason;
 use crate::intensity::RestartWindow;
@@ -61,7 +70,7 @@ pub const REACHED_MAX_RESTART_INTENSITY: &str = "reached_max_restart_intensity";
 /// assert!(s.pid().is_none());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChildStatus<P> {
+pub enum ChildStatus<P = ActorCell> {
     /// Running as this process.
     Running(P),
     /// Its restart failed; a retry is queued (OTP's `restarting`).
@@ -83,7 +92,7 @@ impl<P> ChildStatus<P> {
 
 /// One child as seen from outside: what `which_children` and `which_child` return.
 #[derive(Debug, Clone)]
-pub struct ChildInfo<P> {
+pub struct ChildInfo<P = ActorCell> {
     /// The child's id.
     pub id: String,
     /// Running, restarting or stopped.
@@ -125,7 +134,7 @@ pub struct ChildCounts {
 /// assert_eq!(e.to_string(), "no child with id `db`");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ChildError<P> {
+pub enum ChildError<P = ActorCell> {
     /// No child has this id.
     NotFound(String),
     /// The child is running; terminate it first.
@@ -185,7 +194,7 @@ impl<P: Debug> std::error::Error for ChildError<P> {}
 
 /// Why a start function did not produce a child.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StartFailure<P> {
+pub enum StartFailure<P = ActorCell> {
     /// It failed, with this reason.
     Error(String),
     /// It clashed with a running process (a registered name taken outside the tree).
@@ -237,7 +246,8 @@ pub enum Outcome<P> {
     },
     /// Nothing more to do. `retry` names a child whose restart failed or is backed off: the shell
     /// queues a retry behind whatever is already waiting (spec §1.6), after the delay if there is
-    /// one, and calls [`Core::retry_due`] when it comes up.
+    /// one, and calls [`Core::retry_due`] with the retry's generation when it comes up. The shell
+    /// need not cancel earlier retries of the same child: the core ignores them.
     Idle {
         /// The restart to retry, if any.
         retry: Option<Retry>,
@@ -248,7 +258,31 @@ pub enum Outcome<P> {
     Reply(Result<Option<P>, ChildError<P>>),
 }
 
-/// A restart the shell must come back to.
+/// A restart the shell must come back to with [`Core::retry_due`], passing `generation` back.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use canopy::backoff::Backoff;
+/// use canopy::core::{Command, Core, Outcome, Retry};
+/// use canopy::{ChildSpec, ExitReason, Start, SupervisorSpec};
+///
+/// let backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+/// let spec = SupervisorSpec::default()
+///     .child(ChildSpec::new("a", |_sup| async { Ok(Start::Ignore) }).backoff(backoff));
+/// let mut core: Core<u64> = Core::new(&spec).unwrap();
+/// let Command::Start { .. } = core.init() else { unreachable!() };
+/// core.started(Ok(Some(7)));
+///
+/// let t0 = Instant::now();
+/// let cmd = core.child_exited(&7, ExitReason::Error("boom".into()), t0);
+/// let Some(Command::Done(Outcome::Idle { retry: Some(Retry { id, after, generation }) })) = cmd
+/// else { unreachable!() };
+/// assert!(after >= Duration::from_millis(100));
+/// // A retry of another generation is stale: nothing happens.
+/// assert!(core.retry_due(&id, generation + 1, t0 + after).is_none());
+/// // This one is due: the child is started again.
+/// assert!(matches!(core.retry_due(&id, generation, t0 + after), Some(Command::Start { .. })));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retry {
     /// The child.
@@ -256,6 +290,9 @@ pub struct Retry {
     /// How long to wait first: zero for OTP's immediate `try_again_restart`, the backoff delay
     /// otherwise.
     pub after: Duration,
+    /// Which retry this is. Only the last retry handed out for a child counts, and only while the
+    /// child still waits for it.
+    pub generation: u64,
 }
 
 /// An OTP supervisor report (spec §1.11), for the shell to log once the operation is done.
@@ -283,7 +320,8 @@ pub enum Report {
         /// How it ended.
         reason: ExitReason,
     },
-    /// The restart budget is spent; the supervisor is shutting down.
+    /// The restart budget is spent, or a child's backoff allows no further restart in a row
+    /// ([`Backoff::max_retries`]); the supervisor is shutting down.
     ReachedMaxRestartIntensity {
         /// The child whose restart was refused.
         id: String,
@@ -319,8 +357,19 @@ struct Child<P> {
     /// The child's backoff, or the supervisor's default.
     backoff: Option<Backoff>,
     backoff_state: BackoffState,
-    /// Set while a backed-off restart waits: the restart was counted when it was scheduled.
+    /// The one retry the shell may still act on. Any other that comes up is stale.
+    pending: Option<PendingRetry>,
+    /// When a backed-off restart is due, while the child waits for it: shown, never decided on.
     next_attempt: Option<Instant>,
+}
+
+/// The retry a child waits for.
+#[derive(Debug, Clone, Copy)]
+struct PendingRetry {
+    generation: u64,
+    /// A backed-off restart, counted against the budget when it was scheduled, rather than OTP's
+    /// try-again after a failed start, counted when it comes up.
+    backed_off: bool,
 }
 
 impl<P> Child<P> {
@@ -332,8 +381,15 @@ impl<P> Child<P> {
             restarts: 0,
             last_exit: None,
             backoff_state: BackoffState::default(),
+            pending: None,
             next_attempt: None,
         }
+    }
+
+    /// The child no longer waits for a retry: whichever was handed out is stale from now on.
+    fn drop_retry(&mut self) {
+        self.pending = None;
+        self.next_attempt = None;
     }
 }
 
@@ -361,7 +417,7 @@ impl<P: Pid> Child<P> {
     /// Stopped, or removed for good if temporary: what becomes of a child the supervisor took down
     /// outside of its own shutdown.
     fn stop_or_remove(&mut self) {
-        self.next_attempt = None;
+        self.drop_retry();
         self.state = if self.is_temporary() {
             State::Removed
         } else {
@@ -379,8 +435,14 @@ enum Step {
 #[derive(Debug)]
 enum OpKind {
     Init,
-    InitAbort { id: String, reason: String },
-    Restart,
+    InitAbort {
+        id: String,
+        reason: String,
+    },
+    /// A restart round, begun at `now`: the start time of every child it starts.
+    Restart {
+        now: Instant,
+    },
     Shutdown(ExitReason),
     ApiStart(usize),
     ApiRestart(usize),
@@ -406,6 +468,10 @@ pub struct Core<P> {
     reports: Vec<Report>,
     default_backoff: Option<Backoff>,
     jitter: Jitter,
+    /// The last retry generation handed out. One counter for all children, not one each, so that a
+    /// child deleted and added again under the same id cannot take its predecessor's retry for its
+    /// own.
+    generations: u64,
 }
 
 impl<P: Pid> Core<P> {
@@ -426,6 +492,7 @@ impl<P: Pid> Core<P> {
             reports: Vec::new(),
             default_backoff: spec.backoff,
             jitter: Jitter::from_entropy(),
+            generations: 0,
         })
     }
 
@@ -486,16 +553,45 @@ impl<P: Pid> Core<P> {
         Some(Command::Done(Outcome::Idle { retry: None }))
     }
 
-    /// A queued retry came up: a failed restart (§1.6), counted again now, or a backed-off restart,
-    /// counted when it was scheduled. `None` if the child is no longer restarting (terminated,
-    /// deleted, or restarted by a sibling's restart in the meantime).
-    pub fn retry_due(&mut self, id: &str, now: Instant) -> Option<Command<P>> {
+    /// A queued retry came up, with the `generation` of its [`Retry`]: a failed start's retry
+    /// (§1.6), counted against the budget now (it is the next attempt), or a backed-off restart,
+    /// counted when it was scheduled. `None`, with nothing changed, unless it is the last retry
+    /// handed out for the child and the child still waits for it: a retry is stale once the child
+    /// was restarted by a sibling's round, terminated or deleted, given a newer retry, or the
+    /// supervisor shut down.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use canopy::core::{Command, Core, Outcome};
+    /// use canopy::{ChildSpec, ExitReason, Start, SupervisorSpec};
+    ///
+    /// let spec = SupervisorSpec::default()
+    ///     .child(ChildSpec::new("a", |_sup| async { Ok(Start::Ignore) }));
+    /// let mut core: Core<u64> = Core::new(&spec).unwrap();
+    /// core.init();
+    /// core.started(Ok(Some(7)));
+    /// let now = Instant::now();
+    /// let Some(Command::Start { .. }) = core.child_exited(&7, ExitReason::Killed, now) else {
+    ///     unreachable!()
+    /// };
+    /// // The restart fails: OTP's try-again, through the shell's queue.
+    /// let Command::Done(Outcome::Idle { retry: Some(retry) }) =
+    ///     core.started(Err(canopy::core::StartFailure::Error("no db".into())))
+    /// else { unreachable!() };
+    /// assert!(retry.after.is_zero());
+    /// assert!(matches!(core.retry_due("a", retry.generation, now), Some(Command::Start { .. })));
+    /// ```
+    pub fn retry_due(&mut self, id: &str, generation: u64, now: Instant) -> Option<Command<P>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
         let idx = self.find(id)?;
-        if !matches!(self.children[idx].state, State::Restarting) {
+        let child = &mut self.children[idx];
+        let pending = child.pending.filter(|p| p.generation == generation)?;
+        if !matches!(child.state, State::Restarting) {
+            debug_assert!(false, "a child with a pending retry is restarting");
             return None;
         }
-        if self.children[idx].next_attempt.take().is_some() {
+        child.drop_retry();
+        if pending.backed_off {
             return Some(self.restart_now(idx, now));
         }
         Some(self.restart(idx, now))
@@ -506,6 +602,9 @@ impl<P: Pid> Core<P> {
     pub fn shutdown(&mut self, reason: ExitReason) -> Command<P> {
         let steps = self.terminate_steps(0);
         self.op = None;
+        for child in &mut self.children {
+            child.drop_retry();
+        }
         self.begin(OpKind::Shutdown(reason), steps)
     }
 
@@ -592,15 +691,25 @@ impl<P: Pid> Core<P> {
             debug_assert!(false, "started() without a Start in progress");
             return Command::Done(Outcome::Idle { retry: None });
         };
-        let counts_as_restart = matches!(self.op_kind(), Some(OpKind::Restart));
+        let round = match self.op_kind() {
+            Some(OpKind::Restart { now }) => Some(*now),
+            _ => None,
+        };
         let child = &mut self.children[idx];
         match result {
             Ok(Some(pid)) => {
-                if counts_as_restart {
-                    child.restarts += 1;
+                match round {
+                    Some(at) => {
+                        child.restarts += 1;
+                        // Stability is measured from a start that succeeded, never from an
+                        // attempt: a start that fails slowly must not pass for a stable run.
+                        child.backoff_state.started(at);
+                    }
+                    // Start-up or the API: no restart, so no crash loop to carry on.
+                    None => child.backoff_state.reset(),
                 }
-                // Started by a sibling's round while its own backed-off retry waited.
-                child.next_attempt = None;
+                // Started by a sibling's round while its own retry waited: that retry is stale.
+                child.drop_retry();
                 self.pids.insert(pid.clone(), idx);
                 child.state = State::Running(pid);
                 self.next()
@@ -691,6 +800,17 @@ impl<P: Pid> Core<P> {
             .map(|&idx| self.children[idx].spec.id.as_str())
     }
 
+    /// The whole tree is being killed at once (a shutdown deadline ran out, or a second signal came):
+    /// every running child's last exit becomes `killed`, since the supervisor will not run again to
+    /// record it.
+    pub fn record_killed(&mut self) {
+        for child in &mut self.children {
+            if matches!(child.state, State::Running(_)) {
+                child.last_exit = Some(ExitReason::Killed);
+            }
+        }
+    }
+
     /// Takes the reports gathered since the last call, for logging off the decision path.
     pub fn take_reports(&mut self) -> Vec<Report> {
         std::mem::take(&mut self.reports)
@@ -700,40 +820,64 @@ impl<P: Pid> Core<P> {
     // Strategies (§1.4–§1.6)
 
     /// Counts a restart of `idx` against the budget, then restarts by strategy, after the child's
-    /// backoff delay if it has one.
+    /// backoff delay if it has one. Past the budget, or past the backoff's bound on restarts in a
+    /// row, the supervisor gives up.
     fn restart(&mut self, idx: usize, now: Instant) -> Command<P> {
         if !self.window.allow(now) {
-            let child = &mut self.children[idx];
-            self.reports.push(Report::ReachedMaxRestartIntensity {
-                id: child.spec.id.clone(),
-            });
-            child.stop_or_remove();
-            return self.shutdown(ExitReason::ShutdownWith(
-                REACHED_MAX_RESTART_INTENSITY.to_string(),
-            ));
+            return self.give_up(idx);
         }
         let child = &mut self.children[idx];
         if let Some(policy) = &child.backoff {
-            let delay = child
+            let Some(delay) = child
                 .backoff_state
-                .next_delay(policy, now, self.jitter.next_unit());
+                .next_delay(policy, now, self.jitter.next_unit())
+            else {
+                // Once the delays outgrow the intensity period the window never fills, so the
+                // bound is what stops this crash loop.
+                return self.give_up(idx);
+            };
             if !delay.is_zero() {
-                child.state = State::Restarting;
-                child.next_attempt = Some(now + delay);
-                return Command::Done(Outcome::Idle {
-                    retry: Some(Retry {
-                        id: child.spec.id.clone(),
-                        after: delay,
-                    }),
-                });
+                let retry = self.hand_out_retry(idx, delay, true);
+                // A delay too long for the clock leaves nothing to show, not a panic.
+                self.children[idx].next_attempt = now.checked_add(delay);
+                return Command::Done(Outcome::Idle { retry: Some(retry) });
             }
         }
         self.restart_now(idx, now)
     }
 
+    /// OTP's `reached_max_restart_intensity`, for `idx`'s refused restart.
+    fn give_up(&mut self, idx: usize) -> Command<P> {
+        let child = &mut self.children[idx];
+        self.reports.push(Report::ReachedMaxRestartIntensity {
+            id: child.spec.id.clone(),
+        });
+        child.stop_or_remove();
+        self.shutdown(ExitReason::ShutdownWith(
+            REACHED_MAX_RESTART_INTENSITY.to_string(),
+        ))
+    }
+
+    /// Marks `idx` restarting with a new retry, which makes any earlier one stale.
+    fn hand_out_retry(&mut self, idx: usize, after: Duration, backed_off: bool) -> Retry {
+        self.generations = self.generations.wrapping_add(1);
+        let generation = self.generations;
+        let child = &mut self.children[idx];
+        child.state = State::Restarting;
+        child.next_attempt = None;
+        child.pending = Some(PendingRetry {
+            generation,
+            backed_off,
+        });
+        Retry {
+            id: child.spec.id.clone(),
+            after,
+            generation,
+        }
+    }
+
     /// The strategy's round for `idx`, already counted against the budget.
     fn restart_now(&mut self, idx: usize, now: Instant) -> Command<P> {
-        self.children[idx].backoff_state.started(now);
         if self.strategy != Strategy::OneForOne {
             // OTP's `del_child`: the child leaves the running set before the round, so that if a
             // sibling's start fails only that sibling is left restarting (§1.6).
@@ -744,7 +888,7 @@ impl<P: Pid> Core<P> {
             Strategy::OneForAll => self.cycle_steps(0),
             Strategy::RestForOne => self.cycle_steps(idx),
         };
-        self.begin(OpKind::Restart, steps)
+        self.begin(OpKind::Restart { now }, steps)
     }
 
     /// Terminate the running children from `from` on in reverse start order (the one that failed is
@@ -792,15 +936,13 @@ impl<P: Pid> Core<P> {
             return self.begin(OpKind::InitAbort { id, reason }, steps);
         }
         // §1.6: mark it restarting and retry through the mailbox, so that anything already
-        // waiting (API calls, exits, a shutdown) is handled first.
-        self.children[idx].state = State::Restarting;
+        // waiting (API calls, exits, a shutdown) is handled first. The retry counts as the next
+        // attempt when it comes up, and a child with a backoff is then put off by its next delay.
+        // A backed-off wait the child had is over (a sibling's round just tried it): its timer
+        // must not restart it again, uncounted and undelayed.
+        let retry = self.hand_out_retry(idx, Duration::ZERO, false);
         self.sweep();
-        Command::Done(Outcome::Idle {
-            retry: Some(Retry {
-                id,
-                after: Duration::ZERO,
-            }),
-        })
+        Command::Done(Outcome::Idle { retry: Some(retry) })
     }
 
     fn auto_shutdown_due(&self) -> bool {
@@ -864,7 +1006,7 @@ impl<P: Pid> Core<P> {
         let outcome = match op.kind {
             OpKind::Init => Outcome::Ready,
             OpKind::InitAbort { id, reason } => Outcome::InitFailed { id, reason },
-            OpKind::Restart => Outcome::Idle { retry: None },
+            OpKind::Restart { .. } => Outcome::Idle { retry: None },
             OpKind::Shutdown(reason) => Outcome::Exit(reason),
             OpKind::ApiStart(idx) | OpKind::ApiRestart(idx) => {
                 Outcome::Reply(Ok(match &self.children[idx].state {

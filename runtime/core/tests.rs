@@ -4,7 +4,8 @@
 //! [`Command::Done`], taking start results and termination reasons from a per-child script (by
 //! default a start succeeds with a fresh pid and a stop ends with `shutdown`, or `killed` for a brutal
 //! kill), and records the commands as `S:id` / `T:id` so that a test can assert their exact order.
-//! Time is passed in as offsets from a base instant.
+//! It also remembers the last retry handed out for each child, which `retry` hands back as a timer
+//! would. Time is passed in as offsets from a base instant.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -86,6 +87,8 @@ struct Shell {
     /// Every pid that stopped: terminated by the shell or exited by itself.
     dead: Vec<u64>,
     log: Vec<String>,
+    /// The last retry handed out for each child.
+    retries: HashMap<String, Retry>,
 }
 
 impl Shell {
@@ -101,6 +104,7 @@ impl Shell {
             stop_dice: VecDeque::new(),
             dead: Vec::new(),
             log: Vec::new(),
+            retries: HashMap::new(),
         }
     }
 
@@ -170,7 +174,12 @@ impl Shell {
                         .unwrap_or(Some(usual));
                     self.core.terminated(reason)
                 }
-                Command::Done(outcome) => return outcome,
+                Command::Done(outcome) => {
+                    if let Outcome::Idle { retry: Some(r) } = &outcome {
+                        self.retries.insert(r.id.clone(), r.clone());
+                    }
+                    return outcome;
+                }
             }
         }
     }
@@ -221,11 +230,30 @@ impl Shell {
         self.run(cmd)
     }
 
-    /// The queued retry of `id` comes up at `secs`.
+    /// The last retry handed out for `id` comes up at `secs`.
     fn retry(&mut self, id: &str, secs: f64) -> Option<Outcome<u64>> {
+        let generation = self.generation(id);
+        self.retry_gen(id, generation, secs)
+    }
+
+    /// A retry of `id` with this generation comes up at `secs`.
+    fn retry_gen(&mut self, id: &str, generation: u64, secs: f64) -> Option<Outcome<u64>> {
         let now = self.at(secs);
-        let cmd = self.core.retry_due(id, now)?;
+        let cmd = self.core.retry_due(id, generation, now)?;
         Some(self.run(cmd))
+    }
+
+    /// The generation of the last retry handed out for `id`.
+    fn generation(&self, id: &str) -> u64 {
+        self.retries
+            .get(id)
+            .unwrap_or_else(|| panic!("no retry was handed out for `{id}`"))
+            .generation
+    }
+
+    /// What `which_children` shows, as text: to check that a call changed nothing.
+    fn snapshot(&self) -> String {
+        format!("{:?}", self.core.which_children())
     }
 
     fn shutdown(&mut self, reason: ExitReason) -> Outcome<u64> {
@@ -1319,13 +1347,14 @@ fn count_children_counts_specs_active_supervisors_and_workers() {
 // Property test: random event sequences keep the core's bookkeeping consistent.
 
 mod property {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
     use std::time::Duration;
 
     use proptest::prelude::*;
 
     use super::{child, reasons, Shell, Started};
-    use crate::core::{ChildKind, ChildStatus, Core, Outcome};
+    use crate::backoff::Backoff;
+    use crate::core::{ChildKind, ChildStatus, Core, Outcome, Retry};
     use crate::exit::ExitReason;
     use crate::spec::{AutoShutdown, ChildSpec, Restart, Strategy as SupStrategy, SupervisorSpec};
 
@@ -1350,6 +1379,10 @@ mod property {
         Retry {
             dt_ms: u64,
         },
+        /// A retry that already came up comes up again: must be ignored.
+        Redeliver {
+            pick: usize,
+        },
         StartChild {
             id: usize,
             restart: usize,
@@ -1369,6 +1402,7 @@ mod property {
             1 => any::<usize>().prop_map(|pick| Event::Stale { pick }),
             1 => Just(Event::Stranger),
             3 => (0..1500u64).prop_map(|dt_ms| Event::Retry { dt_ms }),
+            1 => any::<usize>().prop_map(|pick| Event::Redeliver { pick }),
             2 => (0..POOL, 0..3usize, any::<bool>(), any::<bool>()).prop_map(
                 |(id, restart, significant, supervisor)| Event::StartChild {
                     id, restart, significant, supervisor
@@ -1430,6 +1464,7 @@ mod property {
         intensity: u32,
         period_ms: u64,
         auto: usize,
+        backoff: bool,
         children: Vec<(usize, bool, bool)>,
     }
 
@@ -1439,15 +1474,19 @@ mod property {
             0..4u32,
             500..4000u64,
             0..3usize,
+            any::<bool>(),
             prop::collection::vec((0..3usize, any::<bool>(), any::<bool>()), 0..POOL),
         )
-            .prop_map(|(strategy, intensity, period_ms, auto, children)| Setup {
-                strategy,
-                intensity,
-                period_ms,
-                auto,
-                children,
-            })
+            .prop_map(
+                |(strategy, intensity, period_ms, auto, backoff, children)| Setup {
+                    strategy,
+                    intensity,
+                    period_ms,
+                    auto,
+                    backoff,
+                    children,
+                },
+            )
     }
 
     /// The bookkeeping invariants that must hold between operations.
@@ -1486,15 +1525,20 @@ mod property {
         Ok(())
     }
 
-    /// Whether the supervisor is still alive after this outcome; queues a requested retry.
+    /// Whether the supervisor is still alive after this outcome; queues a requested retry and
+    /// remembers it as its child's latest.
     fn settle(
         outcome: Outcome<u64>,
         core: &Core<u64>,
-        retries: &mut Vec<String>,
+        retries: &mut Vec<Retry>,
+        latest: &mut HashMap<String, u64>,
     ) -> Result<bool, TestCaseError> {
         match outcome {
             Outcome::Idle { retry } => {
-                retries.extend(retry.map(|r| r.id));
+                if let Some(r) = retry {
+                    latest.insert(r.id.clone(), r.generation);
+                    retries.push(r);
+                }
                 Ok(true)
             }
             Outcome::Reply(_) | Outcome::Ready => Ok(true),
@@ -1528,7 +1572,7 @@ mod property {
                 [setup.strategy];
             let auto = [AutoShutdown::Never, AutoShutdown::AnySignificant, AutoShutdown::AllSignificant]
                 [setup.auto];
-            let spec = SupervisorSpec::new(strategy)
+            let mut spec = SupervisorSpec::new(strategy)
                 .restart_intensity(setup.intensity, Duration::from_millis(setup.period_ms))
                 .auto_shutdown(auto)
                 .children(setup.children.iter().enumerate().map(
@@ -1536,14 +1580,21 @@ mod property {
                         spec_for(i, restart, significant, supervisor, auto)
                     },
                 ));
+            if setup.backoff {
+                spec = spec.backoff(
+                    Backoff::new(Duration::from_millis(50), Duration::from_millis(800)).max_retries(3),
+                );
+            }
             let mut sh = Shell::new(spec);
             sh.start_dice.extend(starts);
             sh.stop_dice.extend(stops);
-            let mut retries: Vec<String> = Vec::new();
+            let mut retries: Vec<Retry> = Vec::new();
+            let mut latest: HashMap<String, u64> = HashMap::new();
+            let mut delivered: Vec<Retry> = Vec::new();
             let mut now_ms = 0u64;
 
             let outcome = sh.init();
-            let mut alive = settle(outcome, &sh.core, &mut retries)?;
+            let mut alive = settle(outcome, &sh.core, &mut retries, &mut latest)?;
             check(&sh.core, &sh.dead)?;
 
             for event in events {
@@ -1590,12 +1641,35 @@ mod property {
                         if retries.is_empty() {
                             continue;
                         }
-                        let id = retries.remove(0);
+                        let retry = retries.remove(0);
                         let now = sh.at(now_ms as f64 / 1000.0);
-                        match sh.core.retry_due(&id, now) {
-                            Some(cmd) => sh.run(cmd),
-                            None => continue,
+                        let superseded = latest.get(&retry.id) != Some(&retry.generation);
+                        let before = sh.snapshot();
+                        let cmd = sh.core.retry_due(&retry.id, retry.generation, now);
+                        delivered.push(retry.clone());
+                        match cmd {
+                            Some(cmd) => {
+                                prop_assert!(!superseded, "a superseded retry acted: {:?}", retry);
+                                sh.run(cmd)
+                            }
+                            None => {
+                                prop_assert_eq!(before, sh.snapshot(), "a stale retry changed something");
+                                prop_assert!(sh.core.take_reports().is_empty());
+                                continue;
+                            }
                         }
+                    }
+                    Event::Redeliver { pick } => {
+                        if delivered.is_empty() {
+                            continue;
+                        }
+                        let retry = delivered[pick % delivered.len()].clone();
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        let before = sh.snapshot();
+                        let cmd = sh.core.retry_due(&retry.id, retry.generation, now);
+                        prop_assert!(cmd.is_none(), "a retry acted twice: {:?}", retry);
+                        prop_assert_eq!(before, sh.snapshot());
+                        continue;
                     }
                     Event::StartChild { id, restart, significant, supervisor } => {
                         let cmd = sh.core.start_child(spec_for(id, restart, significant, supervisor, auto));
@@ -1619,7 +1693,7 @@ mod property {
                         sh.run(cmd)
                     }
                 };
-                alive = settle(outcome, &sh.core, &mut retries)?;
+                alive = settle(outcome, &sh.core, &mut retries, &mut latest)?;
                 check(&sh.core, &sh.dead)?;
                 prop_assert!(sh.core.take_reports().len() < 1000);
             }
@@ -1764,6 +1838,346 @@ fn stability_resets_the_backoff() {
     assert_idle(&sh.retry("a", 0.4).unwrap());
     // Up for more than reset_after: back to the minimum.
     assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 6.0), "a", 100);
+}
+
+fn backoff(min_ms: u64, max_ms: u64) -> crate::backoff::Backoff {
+    crate::backoff::Backoff::new(Duration::from_millis(min_ms), Duration::from_millis(max_ms))
+        .jitter(0.0)
+}
+
+// Retry generations: a retry acts only while its child still waits for it.
+
+#[test]
+fn a_stale_backoff_timer_does_not_cut_a_later_wait_short() {
+    let spec = SupervisorSpec::new(Strategy::OneForAll)
+        .restart_intensity(100, Duration::from_secs(10))
+        .child(backed_off("a", 100, 1000))
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    let g1 = sh.generation("a");
+    // b's round restarts a too, before a's own retry is due.
+    assert_idle(&sh.exit("b", ExitReason::Error("y".into()), 0.01));
+    assert_eq!(sh.take_log(), "S:a S:b");
+    let a = sh.pid("a");
+    // The stale timer of a's first wait comes up while a runs: nothing happens.
+    assert!(sh.retry_gen("a", g1, 0.05).is_none());
+    assert_eq!(sh.pid("a"), a);
+    // a crashes again and waits twice as long.
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.06), "a", 200);
+    let g2 = sh.generation("a");
+    assert_ne!(g1, g2);
+    let waiting = sh.snapshot();
+    // The first wait's timer comes up at 0.1 s, in the middle of the second wait: still nothing.
+    assert!(sh.retry_gen("a", g1, 0.1).is_none());
+    assert_eq!(sh.take_log(), "", "a stale timer must not restart a early");
+    assert_eq!(sh.snapshot(), waiting, "nor change anything");
+    assert_eq!(
+        sh.core.which_child("a").unwrap().next_attempt,
+        Some(sh.at(0.26))
+    );
+    // The second wait's own retry does restart it.
+    assert_idle(&sh.retry_gen("a", g2, 0.26).unwrap());
+    assert_eq!(sh.take_log(), "T:b S:a S:b");
+}
+
+#[test]
+fn a_retry_comes_up_once() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [backed_off("a", 100, 1000)]));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    let g = sh.generation("a");
+    assert_idle(&sh.retry_gen("a", g, 0.1).unwrap());
+    assert_eq!(sh.take_log(), "S:a");
+    assert!(sh.retry_gen("a", g, 0.1).is_none(), "delivered twice");
+    // Also once the child waits again.
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.2), "a", 200);
+    assert!(sh.retry_gen("a", g, 0.3).is_none());
+    assert_eq!(sh.take_log(), "");
+    // A try-again retry (failed start) too.
+    sh.script_start("a", [Started::Fail("no")]);
+    assert_retry(&sh.retry("a", 0.4).unwrap(), "a");
+    let again = sh.generation("a");
+    assert_delayed(&sh.retry_gen("a", again, 0.4).unwrap(), "a", 400);
+    assert!(sh.retry_gen("a", again, 0.4).is_none());
+}
+
+#[test]
+fn terminate_child_makes_the_retry_stale_even_after_a_new_wait() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [backed_off("a", 100, 1000)]));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    let g1 = sh.generation("a");
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    assert!(matches!(sh.restart_child("a"), Ok(Some(_))));
+    sh.take_log();
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.05), "a", 100);
+    assert!(sh.retry_gen("a", g1, 0.1).is_none());
+    assert_eq!(sh.take_log(), "");
+    assert_idle(&sh.retry("a", 0.15).unwrap());
+    assert_eq!(sh.take_log(), "S:a");
+}
+
+#[test]
+fn a_child_added_again_under_the_same_id_does_not_take_its_predecessors_retry() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [backed_off("a", 100, 1000), permanent("b")],
+    ));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    let old = sh.generation("a");
+    sh.terminate_child("a").unwrap();
+    sh.core.delete_child("a").unwrap();
+    assert!(matches!(
+        sh.start_child(backed_off("a", 100, 1000)),
+        Ok(Some(_))
+    ));
+    sh.take_log();
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.05), "a", 100);
+    assert!(sh.retry_gen("a", old, 0.1).is_none());
+    assert_eq!(sh.take_log(), "");
+}
+
+#[test]
+fn shutdown_makes_every_retry_stale() {
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [backed_off("a", 100, 1000), permanent("b")],
+    ));
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    assert_exit(&sh.shutdown(ExitReason::Shutdown), &ExitReason::Shutdown);
+    sh.take_log();
+    assert!(sh.retry("a", 0.1).is_none());
+    assert_eq!(sh.take_log(), "");
+}
+
+// A failed backed-off attempt: counted once, and the next attempt backed off.
+
+#[test]
+fn a_failed_backed_off_attempt_is_counted_once() {
+    // Budget 2: the crash pays for attempt 1, the failure of attempt 1 pays for attempt 2. Were the
+    // failed attempt charged twice, the retry after it would already give up.
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(2, Duration::from_secs(10))
+        .child(backed_off("a", 100, 1000))
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    sh.script_start("a", [Started::Fail("down")]);
+    assert_retry(&sh.retry("a", 0.1).unwrap(), "a");
+    // The try-again counts and is put off by the next delay: no start now.
+    assert_delayed(&sh.retry("a", 0.1).unwrap(), "a", 200);
+    assert_eq!(sh.take_log(), "S:a");
+    assert_idle(&sh.retry("a", 0.3).unwrap());
+    assert_eq!(sh.take_log(), "S:a");
+    sh.pid("a");
+    // Both restarts are spent: the next crash is one too many.
+    assert_exit(
+        &sh.exit("a", ExitReason::Error("x".into()), 0.4),
+        &gave_up(),
+    );
+}
+
+#[test]
+fn a_waiting_child_that_fails_in_a_siblings_round_is_counted_and_backed_off() {
+    // a waits for its backoff when b's crash restarts everything, and a fails to start. That
+    // failure's retry is a's next attempt: counted, and put off by a's next delay. (It used to take
+    // a's old wait for its own: restarted at once and never counted.)
+    let spec = SupervisorSpec::new(Strategy::OneForAll)
+        .restart_intensity(3, Duration::from_secs(10))
+        .child(backed_off("a", 100, 1000))
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    let wait = sh.generation("a");
+    sh.script_start("a", [Started::Fail("down")]);
+    assert_retry(&sh.exit("b", ExitReason::Error("y".into()), 0.01), "a");
+    assert_eq!(sh.take_log(), "S:a");
+    assert_eq!(sh.core.which_child("a").unwrap().next_attempt, None);
+    assert!(
+        sh.retry_gen("a", wait, 0.01).is_none(),
+        "the old wait is over"
+    );
+    // Restart 3 of 3: allowed, and delayed.
+    assert_delayed(&sh.retry("a", 0.02).unwrap(), "a", 200);
+    assert_eq!(sh.take_log(), "", "nothing starts before the delay");
+    assert_idle(&sh.retry("a", 0.22).unwrap());
+    assert_eq!(sh.take_log(), "S:a S:b");
+    // The budget is spent.
+    assert_exit(
+        &sh.exit("b", ExitReason::Error("y".into()), 0.3),
+        &gave_up(),
+    );
+}
+
+#[test]
+fn a_start_that_fails_slowly_does_not_reset_the_backoff() {
+    // The start function takes longer than reset_after to fail: the child never ran, so the next
+    // delay is the next one, not the minimum again.
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(100, Duration::from_secs(10))
+        .child(permanent("a").backoff(backoff(100, 10_000).reset_after(Duration::from_secs(1))));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    sh.script_start("a", [Started::Fail("timed out")]);
+    assert_retry(&sh.retry("a", 0.1).unwrap(), "a");
+    // The failure (and so its retry) comes 2 s after the attempt began.
+    assert_delayed(&sh.retry("a", 2.1).unwrap(), "a", 200);
+}
+
+#[test]
+fn a_child_restarted_by_a_siblings_round_and_stable_since_starts_over() {
+    let spec = SupervisorSpec::new(Strategy::OneForAll)
+        .restart_intensity(100, Duration::from_secs(10))
+        .child(permanent("a").backoff(backoff(100, 10_000).reset_after(Duration::from_secs(1))))
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    // b's round starts a at 0.01 s; a then runs for 100 s.
+    assert_idle(&sh.exit("b", ExitReason::Error("y".into()), 0.01));
+    assert_delayed(
+        &sh.exit("a", ExitReason::Error("x".into()), 100.0),
+        "a",
+        100,
+    );
+}
+
+// The bound on consecutive restarts (max_retries).
+
+#[test]
+fn past_max_retries_a_crash_loop_escalates_though_its_delays_outgrow_the_period() {
+    // One restart per second is allowed, and every wait is longer than that: the window alone
+    // would let this loop run forever.
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(1, Duration::from_secs(1))
+        .child(
+            permanent("a").backoff(
+                backoff(2_000, 60_000)
+                    .reset_after(Duration::from_secs(600))
+                    .max_retries(3),
+            ),
+        )
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    let mut t = 0.0;
+    for expected_ms in [2_000, 4_000, 8_000] {
+        assert_delayed(
+            &sh.exit("a", ExitReason::Error("x".into()), t),
+            "a",
+            expected_ms,
+        );
+        t += expected_ms as f64 / 1000.0;
+        assert_idle(&sh.retry("a", t).unwrap());
+        t += 0.5;
+    }
+    sh.take_log();
+    sh.reports();
+    let outcome = sh.exit("a", ExitReason::Error("x".into()), t);
+    assert_exit(&outcome, &gave_up());
+    assert_eq!(sh.take_log(), "T:b");
+    assert_eq!(
+        sh.reports(),
+        [
+            child_terminated("a", ExitReason::Error("x".into())),
+            Report::ReachedMaxRestartIntensity { id: "a".into() },
+        ]
+    );
+    assert_eq!(sh.status("a"), STOPPED);
+}
+
+#[test]
+fn failed_starts_count_towards_max_retries() {
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(100, Duration::from_secs(1))
+        .child(permanent("a").backoff(backoff(100, 1_000).max_retries(2)))
+        .child(permanent("b"));
+    let mut sh = Shell::boot(spec);
+    sh.script_start("a", [Started::Fail("no"), Started::Fail("no")]);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    assert_retry(&sh.retry("a", 0.1).unwrap(), "a");
+    assert_delayed(&sh.retry("a", 0.1).unwrap(), "a", 200);
+    assert_retry(&sh.retry("a", 0.3).unwrap(), "a");
+    // A third restart in a row.
+    assert_exit(&sh.retry("a", 0.3).unwrap(), &gave_up());
+    assert_eq!(
+        sh.reports().last(),
+        Some(&Report::ReachedMaxRestartIntensity { id: "a".into() })
+    );
+}
+
+#[test]
+fn a_child_that_stays_up_past_reset_after_starts_its_count_over() {
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(100, Duration::from_secs(1))
+        .child(
+            permanent("a").backoff(
+                backoff(100, 1_000)
+                    .reset_after(Duration::from_secs(5))
+                    .max_retries(2),
+            ),
+        );
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    assert_idle(&sh.retry("a", 0.1).unwrap());
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 1.0), "a", 200);
+    assert_idle(&sh.retry("a", 1.2).unwrap());
+    // Up from 1.2 s to 10 s: stable, so this is restart 1 of a new series, not the third in a row.
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 10.0), "a", 100);
+    assert_idle(&sh.retry("a", 10.1).unwrap());
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 11.0), "a", 200);
+    assert_idle(&sh.retry("a", 11.2).unwrap());
+    assert_exit(
+        &sh.exit("a", ExitReason::Error("x".into()), 12.0),
+        &gave_up(),
+    );
+}
+
+#[test]
+fn past_max_retries_one_for_all_stops_the_others_in_reverse_order() {
+    let spec = SupervisorSpec::new(Strategy::OneForAll)
+        .restart_intensity(100, Duration::from_secs(1))
+        .backoff(backoff(100, 1_000).max_retries(1))
+        .children([permanent("a"), permanent("b"), permanent("c")]);
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("b", ExitReason::Error("x".into()), 0.0), "b", 100);
+    assert_idle(&sh.retry("b", 0.1).unwrap());
+    assert_eq!(sh.take_log(), "T:c T:a S:a S:b S:c");
+    assert_exit(
+        &sh.exit("b", ExitReason::Error("x".into()), 0.2),
+        &gave_up(),
+    );
+    assert_eq!(sh.take_log(), "T:c T:a");
+}
+
+#[test]
+fn an_api_restart_begins_a_new_series() {
+    let spec = SupervisorSpec::new(Strategy::OneForOne)
+        .restart_intensity(100, Duration::from_secs(1))
+        .child(permanent("a").backoff(backoff(100, 1_000).max_retries(1)));
+    let mut sh = Shell::boot(spec);
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.0), "a", 100);
+    sh.terminate_child("a").unwrap();
+    sh.restart_child("a").unwrap();
+    // Restart 1 of a new series, at the minimum delay; not the second in a row.
+    assert_delayed(&sh.exit("a", ExitReason::Error("x".into()), 0.1), "a", 100);
+}
+
+#[test]
+fn max_retries_zero_is_refused_by_spec_validation() {
+    let zero = backoff(100, 1_000).max_retries(0);
+    let own = sup(Strategy::OneForOne, [permanent("a").backoff(zero)]);
+    assert!(matches!(
+        Core::<u64>::new(&own).err(),
+        Some(SpecError::InvalidBackoff(_))
+    ));
+    let default = sup(Strategy::OneForOne, [permanent("a")]).backoff(zero);
+    assert!(matches!(
+        Core::<u64>::new(&default).err(),
+        Some(SpecError::InvalidBackoff(_))
+    ));
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    assert!(matches!(
+        sh.start_child(permanent("b").backoff(zero)),
+        Err(ChildError::Spec(SpecError::InvalidBackoff(_)))
+    ));
 }
 
 #[test]

@@ -13,6 +13,10 @@
 //! keeps its start arguments, except under a temporary template, whose children are never
 //! restarted (OTP keeps no arguments for them either).
 //!
+//! Every [`DynRetry`] carries a generation, and [`DynCore::retry_due`] honours only the last one
+//! handed out for the child, once: a duplicate, a timer that outlived its wait, or a retry of a
+//! child that was terminated or shut down does nothing.
+//!
 //! ```
 //! use std::time::Instant;
 //! use canopy::dynamic::core::{DynCommand, DynCore, DynOutcome};
@@ -115,11 +119,11 @@ pub enum DynOutcome<P> {
     Reply(Result<Option<P>, ChildError<P>>),
 }
 
-/// A restart the shell must come back to with [`DynCore::retry_due`].
+/// A restart the shell must come back to with [`DynCore::retry_due`], passing `generation` back.
 ///
 /// ```
 /// use std::time::Duration;
-/// let now = canopy::dynamic::core::DynRetry { key: 3, after: Duration::ZERO };
+/// let now = canopy::dynamic::core::DynRetry { key: 3, after: Duration::ZERO, generation: 1 };
 /// assert!(now.after.is_zero()); // OTP's try_again: behind what is already queued, no timer
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,6 +133,8 @@ pub struct DynRetry {
     /// How long to wait first: zero for OTP's `try_again_restart`, which goes behind whatever is
     /// already in the mailbox (§1.6), or the backoff delay.
     pub after: Duration,
+    /// Which retry this is. Only the last retry handed out for a child counts, and only once.
+    pub generation: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +142,9 @@ enum State {
     Running,
     /// A restart failed; its retry is queued.
     Restarting,
-    /// A backed-off restart, already counted against intensity, is due at this time.
-    Delayed(Instant),
+    /// A backed-off restart, already counted against intensity, is due at this time (`None` when
+    /// the delay is too long for the clock to say).
+    Delayed(Option<Instant>),
 }
 
 struct Child<P, A> {
@@ -150,13 +157,26 @@ struct Child<P, A> {
     restarts: u32,
     last_exit: Option<ExitReason>,
     backoff: BackoffState,
+    /// The generation of the one retry the shell may still act on.
+    retry: Option<u64>,
 }
 
 enum Op<A> {
-    ApiStart { key: u64, keep: Option<A> },
-    Restart { key: u64 },
-    ApiTerminate { key: u64 },
-    Shutdown { reason: ExitReason },
+    ApiStart {
+        key: u64,
+        keep: Option<A>,
+    },
+    /// A restart begun at `now`: the child's start time if it succeeds.
+    Restart {
+        key: u64,
+        now: Instant,
+    },
+    ApiTerminate {
+        key: u64,
+    },
+    Shutdown {
+        reason: ExitReason,
+    },
 }
 
 /// A dynamic supervisor's state and decision logic. See the [module docs](self).
@@ -174,6 +194,8 @@ pub struct DynCore<P, A> {
     next_key: u64,
     op: Option<Op<A>>,
     reports: Vec<Report>,
+    /// The last retry generation handed out.
+    generations: u64,
 }
 
 impl<P: Debug, A> Debug for DynCore<P, A> {
@@ -207,6 +229,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             next_key: 1,
             op: None,
             reports: Vec::new(),
+            generations: 0,
         })
     }
 
@@ -257,13 +280,47 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         Some(self.restart(key, now))
     }
 
-    /// A queued retry came up: a failed restart (§1.6), counted again now, or a backed-off restart,
-    /// counted when it was scheduled. `None` if the child is no longer waiting for one (it was
-    /// terminated, or the supervisor stopped it).
-    pub fn retry_due(&mut self, key: u64, now: Instant) -> Option<DynCommand<P, A>> {
+    /// A queued retry came up, with the `generation` of its [`DynRetry`]: a failed start's retry
+    /// (§1.6), counted against the budget now (it is the next attempt), or a backed-off restart,
+    /// counted when it was scheduled. `None`, with nothing changed, unless it is the last retry
+    /// handed out for the child and has not come up before: the child may have been terminated,
+    /// the supervisor may have stopped it, or the retry may be a duplicate or superseded.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use canopy::backoff::Backoff;
+    /// use canopy::dynamic::core::{DynCommand, DynCore, DynOutcome};
+    /// use canopy::{dynamic::DynamicSpec, ExitReason, Start};
+    ///
+    /// let spec = DynamicSpec::new(|_s, _a: ()| async { Ok(Start::Ignore) })
+    ///     .backoff(Backoff::new(Duration::from_millis(100), Duration::from_secs(1)));
+    /// let mut core: DynCore<u64, ()> = DynCore::new(&spec).unwrap();
+    /// core.start_child(());
+    /// core.started(Ok(Some(7)));
+    /// let t0 = Instant::now();
+    /// let Some(DynCommand::Done(DynOutcome::Idle { retry: Some(r) })) =
+    ///     core.child_exited(&7, ExitReason::Killed, t0)
+    /// else { unreachable!() };
+    /// assert!(core.retry_due(r.key, r.generation + 1, t0 + r.after).is_none()); // not this one's
+    /// assert!(matches!(core.retry_due(r.key, r.generation, t0 + r.after), Some(DynCommand::Start { .. })));
+    /// ```
+    pub fn retry_due(
+        &mut self,
+        key: u64,
+        generation: u64,
+        now: Instant,
+    ) -> Option<DynCommand<P, A>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
-        match self.children.get(&key)?.state {
-            State::Running => None,
+        let child = self.children.get_mut(&key)?;
+        if child.retry != Some(generation) {
+            return None;
+        }
+        child.retry = None;
+        match child.state {
+            State::Running => {
+                debug_assert!(false, "a running child has no retry");
+                None
+            }
             State::Restarting => Some(self.restart(key, now)),
             State::Delayed(_) => Some(self.restart_now(key, now)),
         }
@@ -345,7 +402,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     pub fn started(&mut self, result: Result<Option<P>, StartFailure<P>>) -> DynCommand<P, A> {
         match self.op.take() {
             Some(Op::ApiStart { key, keep }) => self.api_started(key, keep, result),
-            Some(Op::Restart { key }) => self.restarted(key, result),
+            Some(Op::Restart { key, now }) => self.restarted(key, now, result),
             other => {
                 debug_assert!(false, "started() without a Start in progress");
                 self.op = other;
@@ -449,6 +506,16 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         self.children.get(&key).and_then(|c| c.args.as_ref())
     }
 
+    /// The whole tree is being killed at once: every running child's last exit becomes `killed`
+    /// (see [`Core::record_killed`](crate::core::Core::record_killed)).
+    pub fn record_killed(&mut self) {
+        for child in self.children.values_mut() {
+            if child.state == State::Running {
+                child.last_exit = Some(ExitReason::Killed);
+            }
+        }
+    }
+
     /// Takes the reports gathered since the last call, for logging off the decision path.
     pub fn take_reports(&mut self) -> Vec<Report> {
         std::mem::take(&mut self.reports)
@@ -458,30 +525,54 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     // Restarts (§1.4, §1.6, backoff)
 
     /// Counts a restart of `key` against the budget, then starts it again, after the backoff delay
-    /// if there is one.
+    /// if there is one. Past the budget, or past the backoff's bound on restarts in a row, the
+    /// supervisor gives up.
     fn restart(&mut self, key: u64, now: Instant) -> DynCommand<P, A> {
         if !self.window.allow(now) {
-            self.reports.push(Report::ReachedMaxRestartIntensity {
-                id: key.to_string(),
-            });
-            self.remove(key);
-            return self.shutdown(ExitReason::ShutdownWith(
-                REACHED_MAX_RESTART_INTENSITY.to_string(),
-            ));
+            return self.give_up(key);
         }
         let Some(child) = self.children.get_mut(&key) else {
             return idle(None);
         };
         if let Some(policy) = &self.backoff {
-            let delay = child
+            let Some(delay) = child
                 .backoff
-                .next_delay(policy, now, self.jitter.next_unit());
+                .next_delay(policy, now, self.jitter.next_unit())
+            else {
+                // Once the delays outgrow the intensity period the window never fills, so the
+                // bound is what stops this crash loop.
+                return self.give_up(key);
+            };
             if !delay.is_zero() {
-                child.state = State::Delayed(now + delay);
-                return idle(Some(DynRetry { key, after: delay }));
+                let retry = self.hand_out_retry(key, delay, State::Delayed(now.checked_add(delay)));
+                return idle(retry);
             }
         }
         self.restart_now(key, now)
+    }
+
+    /// The dynamic `reached_max_restart_intensity`: `key` is dropped and every other child stopped.
+    fn give_up(&mut self, key: u64) -> DynCommand<P, A> {
+        self.reports.push(Report::ReachedMaxRestartIntensity {
+            id: key.to_string(),
+        });
+        self.remove(key);
+        self.shutdown(ExitReason::ShutdownWith(
+            REACHED_MAX_RESTART_INTENSITY.to_string(),
+        ))
+    }
+
+    /// Puts `key` in `state` with a new retry, which makes any earlier one stale.
+    fn hand_out_retry(&mut self, key: u64, after: Duration, state: State) -> Option<DynRetry> {
+        let child = self.children.get_mut(&key)?;
+        self.generations = self.generations.wrapping_add(1);
+        child.state = state;
+        child.retry = Some(self.generations);
+        Some(DynRetry {
+            key,
+            after,
+            generation: self.generations,
+        })
     }
 
     /// Starts `key` again with its arguments; the restart is already counted.
@@ -489,7 +580,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         let Some(child) = self.children.get_mut(&key) else {
             return idle(None);
         };
-        child.backoff.started(now);
+        child.retry = None;
         child.state = State::Restarting;
         let Some(args) = child.args.clone() else {
             // Only a temporary child has no arguments, and it is never restarted; should that
@@ -502,13 +593,14 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             self.remove(key);
             return idle(None);
         };
-        self.op = Some(Op::Restart { key });
+        self.op = Some(Op::Restart { key, now });
         DynCommand::Start { key, args }
     }
 
     fn restarted(
         &mut self,
         key: u64,
+        began: Instant,
         result: Result<Option<P>, StartFailure<P>>,
     ) -> DynCommand<P, A> {
         let Some(child) = self.children.get_mut(&key) else {
@@ -521,6 +613,9 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 }
                 child.state = State::Running;
                 child.restarts += 1;
+                // Stability is measured from a start that succeeded, never from an attempt: a
+                // start that fails slowly must not pass for a stable run.
+                child.backoff.started(began);
                 self.pids.insert(pid, key);
                 idle(None)
             }
@@ -538,12 +633,9 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                     reason: failure.to_string(),
                 });
                 // §1.6: retry through the mailbox, so that anything already waiting (API calls,
-                // exits, a shutdown) is handled first. The retry counts against the budget.
-                child.state = State::Restarting;
-                idle(Some(DynRetry {
-                    key,
-                    after: Duration::ZERO,
-                }))
+                // exits, a shutdown) is handled first. The retry counts against the budget as the
+                // next attempt, and under a backoff is then put off by the next delay.
+                idle(self.hand_out_retry(key, Duration::ZERO, State::Restarting))
             }
         }
     }
@@ -582,6 +674,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 restarts: 0,
                 last_exit: None,
                 backoff: BackoffState::default(),
+                retry: None,
             },
         );
         reply(Ok(Some(pid)))
@@ -619,7 +712,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     fn info(&self, key: u64, child: &Child<P, A>) -> ChildInfo<P> {
         let (status, next_attempt) = match (&child.state, &child.pid) {
             (State::Running, Some(pid)) => (ChildStatus::Running(pid.clone()), None),
-            (State::Delayed(at), _) => (ChildStatus::Restarting, Some(*at)),
+            (State::Delayed(at), _) => (ChildStatus::Restarting, *at),
             _ => (ChildStatus::Restarting, None),
         };
         ChildInfo {

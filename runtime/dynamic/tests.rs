@@ -4,9 +4,10 @@
 //! [`DynCommand`] until [`DynCommand::Done`], taking start results and stop reasons from scripts
 //! (by default a start succeeds with a fresh pid and a stop ends with `shutdown`, or `killed` for a
 //! brutal kill), and records the commands as `S:key(args)`, `T:key` and `TA:key,key,…` so that a
-//! test can assert them exactly. Time is passed in as offsets from a base instant.
+//! test can assert them exactly. It remembers the last retry handed out for each child, which
+//! `retry` hands back as a timer would. Time is passed in as offsets from a base instant.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::core::*;
@@ -58,6 +59,8 @@ struct Shell {
     starts: VecDeque<Started>,
     stops: VecDeque<Option<ExitReason>>,
     log: Vec<String>,
+    /// The last retry handed out for each child.
+    retries: HashMap<u64, DynRetry>,
 }
 
 impl Shell {
@@ -69,6 +72,7 @@ impl Shell {
             starts: VecDeque::new(),
             stops: VecDeque::new(),
             log: Vec::new(),
+            retries: HashMap::new(),
         }
     }
 
@@ -116,7 +120,12 @@ impl Shell {
                         .collect();
                     self.core.terminated_all(results)
                 }
-                DynCommand::Done(outcome) => return outcome,
+                DynCommand::Done(outcome) => {
+                    if let DynOutcome::Idle { retry: Some(r) } = &outcome {
+                        self.retries.insert(r.key, *r);
+                    }
+                    return outcome;
+                }
             }
         }
     }
@@ -164,10 +173,30 @@ impl Shell {
         self.run(cmd)
     }
 
+    /// The last retry handed out for `key` comes up at `secs`.
     fn retry(&mut self, key: u64, secs: f64) -> Option<DynOutcome<u64>> {
+        let generation = self.generation(key);
+        self.retry_gen(key, generation, secs)
+    }
+
+    /// A retry of `key` with this generation comes up at `secs`.
+    fn retry_gen(&mut self, key: u64, generation: u64, secs: f64) -> Option<DynOutcome<u64>> {
         let now = self.at(secs);
-        let cmd = self.core.retry_due(key, now)?;
+        let cmd = self.core.retry_due(key, generation, now)?;
         Some(self.run(cmd))
+    }
+
+    /// The generation of the last retry handed out for `key`.
+    fn generation(&self, key: u64) -> u64 {
+        self.retries
+            .get(&key)
+            .unwrap_or_else(|| panic!("no retry was handed out for {key}"))
+            .generation
+    }
+
+    /// What `which_children` shows, as text: to check that a call changed nothing.
+    fn snapshot(&self) -> String {
+        format!("{:?}", self.core.which_children())
     }
 
     fn shutdown(&mut self) -> DynOutcome<u64> {
@@ -488,13 +517,7 @@ fn a_failed_restart_leaves_the_child_restarting_with_an_immediate_retry_that_cou
     sh.reports();
     sh.script_starts([Started::Fail("db down"), Started::Fail("db down")]);
     let retry = retry_of(&sh.exit(a, ExitReason::Error("x".into()), 0.0));
-    assert_eq!(
-        retry,
-        DynRetry {
-            key: 1,
-            after: Duration::ZERO
-        }
-    );
+    assert_eq!((retry.key, retry.after), (1, Duration::ZERO));
     assert_eq!(sh.status(1), Some(ChildStatus::Restarting));
     assert_eq!(
         sh.next_attempt(1),
@@ -742,13 +765,7 @@ fn a_backed_off_restart_waits_shows_its_next_attempt_and_then_starts() {
     let a = sh.add(9);
     sh.take_log();
     let retry = retry_of(&sh.exit(a, ExitReason::Error("x".into()), 0.0));
-    assert_eq!(
-        retry,
-        DynRetry {
-            key: 1,
-            after: ms(100)
-        }
-    );
+    assert_eq!((retry.key, retry.after), (1, ms(100)));
     assert_eq!(sh.take_log(), "", "nothing starts before the delay");
     assert_eq!(sh.status(1), Some(ChildStatus::Restarting));
     assert_eq!(sh.next_attempt(1), Some(sh.at(0.1)));
@@ -785,7 +802,12 @@ fn the_delay_grows_with_each_failure_up_to_the_maximum() {
 
 #[test]
 fn jitter_stretches_each_delay_within_its_bounds() {
-    let mut sh = Shell::new(backoff_template(Backoff::new(ms(100), ms(100)).jitter(0.5)));
+    // Fifty crashes in a row: far past the default bound on consecutive restarts.
+    let mut sh = Shell::new(backoff_template(
+        Backoff::new(ms(100), ms(100))
+            .jitter(0.5)
+            .max_retries(u32::MAX),
+    ));
     let a = sh.add(1);
     let mut t = 0.0;
     let mut pid = a;
@@ -882,11 +904,195 @@ fn terminate_child_cancels_a_delayed_restart() {
     assert!(sh.retry(1, 0.1).is_none());
 }
 
+// Retry generations: a retry acts once, and only while its child still waits for it.
+
+#[test]
+fn a_retry_of_another_generation_does_nothing_and_a_retry_comes_up_once() {
+    let mut sh = Shell::new(backoff_template(
+        Backoff::new(ms(100), ms(1000)).jitter(0.0),
+    ));
+    let a = sh.add(1);
+    sh.take_log();
+    let r = retry_of(&sh.exit(a, ExitReason::Killed, 0.0));
+    let waiting = sh.snapshot();
+    assert!(sh.retry_gen(1, r.generation + 1, 0.1).is_none());
+    assert!(sh.retry_gen(1, r.generation.wrapping_sub(1), 0.1).is_none());
+    assert_eq!(sh.snapshot(), waiting, "a stale retry changes nothing");
+    assert_eq!(sh.take_log(), "");
+    assert_idle(&sh.retry_gen(1, r.generation, 0.1).unwrap());
+    assert_eq!(sh.take_log(), "S:1(1)");
+    assert!(
+        sh.retry_gen(1, r.generation, 0.1).is_none(),
+        "delivered twice"
+    );
+    // Nor once the child waits again.
+    let p = sh.pid(1);
+    let again = retry_of(&sh.exit(p, ExitReason::Killed, 0.2));
+    assert!(sh.retry_gen(1, r.generation, 0.3).is_none());
+    assert_eq!(sh.take_log(), "");
+    assert_eq!(sh.next_attempt(1), Some(sh.at(0.4)));
+    assert_idle(&sh.retry_gen(1, again.generation, 0.4).unwrap());
+}
+
+#[test]
+fn a_try_again_retry_is_stale_once_it_came_up_or_the_child_was_terminated() {
+    let mut sh = Shell::new(backoff_template(
+        Backoff::new(ms(100), ms(1000)).jitter(0.0),
+    ));
+    let a = sh.add(1);
+    sh.script_starts([Started::Fail("no")]);
+    retry_of(&sh.exit(a, ExitReason::Killed, 0.0));
+    assert_eq!(retry_of(&sh.retry(1, 0.1).unwrap()).after, Duration::ZERO);
+    let try_again = sh.generation(1);
+    assert_eq!(retry_of(&sh.retry(1, 0.1).unwrap()).after, ms(200));
+    // The same try-again again (say, sent twice): not a second restart, nor an early one.
+    assert!(sh.retry_gen(1, try_again, 0.1).is_none());
+    let delayed = sh.generation(1);
+    // Terminated by its last process while it waits: its retry does nothing.
+    assert_eq!(sh.terminate_child(a, false), Ok(None));
+    assert!(sh.retry_gen(1, delayed, 0.3).is_none());
+    assert!(sh.ids().is_empty());
+}
+
+// A failed backed-off attempt: counted once, and the next attempt backed off.
+
+#[test]
+fn a_failed_backed_off_attempt_is_counted_once() {
+    // Budget 2: the crash pays for attempt 1, the failure of attempt 1 pays for attempt 2. Were the
+    // failed attempt charged twice, the retry after it would already give up.
+    let mut sh = Shell::new(
+        template()
+            .backoff(Backoff::new(ms(100), ms(1000)).jitter(0.0))
+            .restart_intensity(2, Duration::from_secs(10)),
+    );
+    let a = sh.add(1);
+    sh.add(2);
+    sh.take_log();
+    assert_eq!(
+        retry_of(&sh.exit(a, ExitReason::Killed, 0.0)).after,
+        ms(100)
+    );
+    sh.script_starts([Started::Fail("down")]);
+    assert_eq!(retry_of(&sh.retry(1, 0.1).unwrap()).after, Duration::ZERO);
+    // The try-again counts and is put off by the next delay: no start now.
+    assert_eq!(retry_of(&sh.retry(1, 0.1).unwrap()).after, ms(200));
+    assert_eq!(sh.take_log(), "S:1(1)");
+    assert_idle(&sh.retry(1, 0.3).unwrap());
+    assert_eq!(sh.take_log(), "S:1(1)");
+    let p = sh.pid(1);
+    assert_exit(&sh.exit(p, ExitReason::Killed, 0.4), &gave_up());
+}
+
+#[test]
+fn a_start_that_fails_slowly_does_not_reset_the_backoff() {
+    // The start function takes longer than reset_after to fail: the child never ran, so the next
+    // delay is the next one, not the minimum again.
+    let mut sh = Shell::new(backoff_template(
+        Backoff::new(ms(100), ms(10_000))
+            .jitter(0.0)
+            .reset_after(Duration::from_secs(1)),
+    ));
+    let a = sh.add(1);
+    assert_eq!(
+        retry_of(&sh.exit(a, ExitReason::Killed, 0.0)).after,
+        ms(100)
+    );
+    sh.script_starts([Started::Fail("timed out")]);
+    assert_eq!(retry_of(&sh.retry(1, 0.1).unwrap()).after, Duration::ZERO);
+    // The failure (and so its retry) comes 2 s after the attempt began.
+    assert_eq!(retry_of(&sh.retry(1, 2.1).unwrap()).after, ms(200));
+}
+
+// The bound on consecutive restarts (max_retries).
+
+#[test]
+fn past_max_retries_a_crash_loop_escalates_though_its_delays_outgrow_the_period() {
+    // One restart per second is allowed, and every wait is longer than that: the window alone
+    // would let this loop run forever.
+    let mut sh = Shell::new(
+        template()
+            .backoff(
+                Backoff::new(Duration::from_secs(2), Duration::from_secs(60))
+                    .jitter(0.0)
+                    .reset_after(Duration::from_secs(600))
+                    .max_retries(3),
+            )
+            .restart_intensity(1, Duration::from_secs(1)),
+    );
+    let mut pid = sh.add(1);
+    sh.add(2);
+    let mut t = 0.0;
+    for expected in [2, 4, 8] {
+        let r = retry_of(&sh.exit(pid, ExitReason::Killed, t));
+        assert_eq!(r.after, Duration::from_secs(expected));
+        t += expected as f64;
+        assert_idle(&sh.retry(1, t).unwrap());
+        pid = sh.pid(1);
+        t += 0.5;
+    }
+    sh.take_log();
+    sh.reports();
+    assert_exit(&sh.exit(pid, ExitReason::Killed, t), &gave_up());
+    assert_eq!(sh.take_log(), "TA:2");
+    assert!(sh
+        .reports()
+        .contains(&Report::ReachedMaxRestartIntensity { id: "1".into() }));
+    assert!(sh.ids().is_empty());
+}
+
+#[test]
+fn failed_starts_count_towards_max_retries() {
+    let mut sh = Shell::new(backoff_template(
+        Backoff::new(ms(100), ms(1000)).jitter(0.0).max_retries(2),
+    ));
+    let a = sh.add(1);
+    sh.script_starts([Started::Fail("no"), Started::Fail("no")]);
+    retry_of(&sh.exit(a, ExitReason::Killed, 0.0));
+    retry_of(&sh.retry(1, 0.1).unwrap());
+    assert_eq!(retry_of(&sh.retry(1, 0.1).unwrap()).after, ms(200));
+    retry_of(&sh.retry(1, 0.3).unwrap());
+    // A third restart in a row.
+    assert_exit(&sh.retry(1, 0.3).unwrap(), &gave_up());
+    assert!(sh
+        .reports()
+        .contains(&Report::ReachedMaxRestartIntensity { id: "1".into() }));
+}
+
+#[test]
+fn a_child_that_stays_up_past_reset_after_starts_its_count_over() {
+    let mut sh = Shell::new(backoff_template(
+        Backoff::new(ms(100), ms(1000))
+            .jitter(0.0)
+            .reset_after(Duration::from_secs(5))
+            .max_retries(2),
+    ));
+    let mut pid = sh.add(1);
+    for (crash, delay) in [(0.0, 100), (1.0, 200), (10.0, 100), (11.0, 200)] {
+        assert_eq!(
+            retry_of(&sh.exit(pid, ExitReason::Killed, crash)).after,
+            ms(delay)
+        );
+        assert_idle(&sh.retry(1, crash + 0.2).unwrap());
+        pid = sh.pid(1);
+    }
+    // Up 0.8 s since 11.2 s: the third restart in a row.
+    assert_exit(&sh.exit(pid, ExitReason::Killed, 12.0), &gave_up());
+}
+
+#[test]
+fn max_retries_zero_is_refused() {
+    let spec = template().backoff(Backoff::new(ms(1), ms(1)).max_retries(0));
+    assert!(matches!(
+        DynCore::<u64, u32>::new(&spec),
+        Err(SpecError::InvalidBackoff(_))
+    ));
+}
+
 // -------------------------------------------------------------------------------------------------
 // Property: whatever happens, the bookkeeping stays consistent.
 
 mod property {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
     use std::time::Duration;
 
     use proptest::prelude::*;
@@ -914,6 +1120,10 @@ mod property {
         Retry {
             dt_ms: u64,
         },
+        /// A retry that already came up comes up again: must be ignored.
+        Redeliver {
+            pick: usize,
+        },
         StartChild(u32),
         /// terminate_child of a running child, an old pid, or a stranger.
         Terminate {
@@ -929,6 +1139,7 @@ mod property {
                 .prop_map(|(pick, reason, dt_ms)| Event::Exit { pick, reason, dt_ms }),
             1 => any::<usize>().prop_map(|pick| Event::Stale { pick }),
             4 => (0..1500u64).prop_map(|dt_ms| Event::Retry { dt_ms }),
+            1 => any::<usize>().prop_map(|pick| Event::Redeliver { pick }),
             4 => (0..100u32).prop_map(Event::StartChild),
             2 => (any::<usize>(), any::<bool>())
                 .prop_map(|(pick, alive)| Event::Terminate { pick, alive }),
@@ -1015,7 +1226,9 @@ mod property {
                 spec = spec.max_children(max);
             }
             if backoff {
-                spec = spec.backoff(Backoff::new(Duration::from_millis(50), Duration::from_millis(800)));
+                spec = spec.backoff(
+                    Backoff::new(Duration::from_millis(50), Duration::from_millis(800)).max_retries(3),
+                );
             }
             if brutal {
                 spec = spec.shutdown(Shutdown::BrutalKill);
@@ -1026,6 +1239,8 @@ mod property {
             sh.stops.extend(stops);
             let mut dead: Vec<u64> = Vec::new();
             let mut retries: Vec<DynRetry> = Vec::new();
+            let mut latest: HashMap<u64, u64> = HashMap::new();
+            let mut delivered: Vec<DynRetry> = Vec::new();
             let mut now_ms = 0u64;
 
             for event in events {
@@ -1060,10 +1275,33 @@ mod property {
                         let retry = retries.remove(0);
                         now_ms += retry.after.as_millis() as u64 + dt_ms;
                         let now = sh.at(now_ms as f64 / 1000.0);
-                        match sh.core.retry_due(retry.key, now) {
-                            Some(cmd) => sh.run(cmd),
-                            None => continue,
+                        let superseded = latest.get(&retry.key) != Some(&retry.generation);
+                        let before = sh.snapshot();
+                        let cmd = sh.core.retry_due(retry.key, retry.generation, now);
+                        delivered.push(retry);
+                        match cmd {
+                            Some(cmd) => {
+                                prop_assert!(!superseded, "a superseded retry acted: {:?}", retry);
+                                sh.run(cmd)
+                            }
+                            None => {
+                                prop_assert_eq!(before, sh.snapshot(), "a stale retry changed something");
+                                prop_assert!(sh.core.take_reports().is_empty());
+                                continue;
+                            }
                         }
+                    }
+                    Event::Redeliver { pick } => {
+                        if delivered.is_empty() {
+                            continue;
+                        }
+                        let retry = delivered[pick % delivered.len()];
+                        let now = sh.at(now_ms as f64 / 1000.0);
+                        let before = sh.snapshot();
+                        let cmd = sh.core.retry_due(retry.key, retry.generation, now);
+                        prop_assert!(cmd.is_none(), "a retry acted twice: {:?}", retry);
+                        prop_assert_eq!(before, sh.snapshot());
+                        continue;
                     }
                     Event::StartChild(args) => {
                         let cmd = sh.core.start_child(args);
@@ -1095,7 +1333,12 @@ mod property {
                     }
                 };
                 match outcome {
-                    DynOutcome::Idle { retry } => retries.extend(retry),
+                    DynOutcome::Idle { retry } => {
+                        if let Some(r) = retry {
+                            latest.insert(r.key, r.generation);
+                            retries.push(r);
+                        }
+                    }
                     DynOutcome::Reply(_) => {}
                     DynOutcome::Exit(reason) => {
                         prop_assert!(reason.is_shutdown(), "exit with {:?}", reason);
