@@ -57,8 +57,9 @@ use crate::core::REACHED_MAX_RESTART_INTENSITY;
 use crate::exit::ExitReason;
 use crate::health::{Health, ShutdownToken};
 use crate::introspect;
+use crate::shell::StartError;
 use crate::spec::SupervisorSpec;
-use crate::supervisor::{StartError, Supervisor, SupervisorRef};
+use crate::supervisor::{Supervisor, SupervisorRef};
 
 /// The default global shutdown deadline: 25 s, leaving 5 s of Kubernetes' default 30 s grace period
 /// for the process to exit after the tree is down.
@@ -376,10 +377,7 @@ impl Stop<'_> {
 
     fn cut_short(&mut self, name: &str, root: &SupervisorRef) {
         tracing::warn!(target: T, signal = name, "second signal: killing whatever is left");
-        for child in introspect::running(&root.cell()) {
-            tracing::warn!(target: T, path = %child.path, "killed by second signal");
-        }
-        root.cell().kill();
+        kill_tree(root, "second signal");
         *self.status = ExitStatus::SECOND_SIGNAL;
     }
 
@@ -407,7 +405,7 @@ impl Stop<'_> {
     /// Phase 5. Returns false if a second signal ended the stop.
     async fn teardown(&mut self, root: &SupervisorRef) -> bool {
         let phase = Instant::now();
-        root.cell().stop(Some(ExitReason::Shutdown.encode()));
+        crate::shell::ask_to_stop(&root.cell(), ExitReason::Shutdown);
         let deadline_at = self.deadline_at;
         tokio::select! {
             _ = root.wait() => {
@@ -415,12 +413,8 @@ impl Stop<'_> {
                 true
             }
             _ = tokio::time::sleep_until(deadline_at) => {
-                let left = introspect::running(&root.cell());
-                tracing::error!(target: T, running = left.len(), "shutdown deadline reached; killing what is left");
-                for child in &left {
-                    tracing::error!(target: T, path = %child.path, "killed at the shutdown deadline");
-                }
-                root.cell().kill();
+                tracing::error!(target: T, "shutdown deadline reached; killing what is left");
+                kill_tree(root, "shutdown deadline");
                 root.wait().await;
                 *self.status = (*self.status).max(ExitStatus::DEADLINE_EXCEEDED);
                 log_phase("teardown", phase);
@@ -465,6 +459,25 @@ impl Stop<'_> {
         log_phase("final hooks", phase);
         true
     }
+}
+
+/// Kills the whole tree at once (the deadline ran out, or a second signal came). Every child still
+/// running is recorded as killed in its supervisor's state and logged by path, as a `child stopped`
+/// line with reason `killed` like any other stop, before anything is killed: once the kill is sent
+/// no supervisor runs again to say it.
+fn kill_tree(root: &SupervisorRef, why: &'static str) {
+    let left = introspect::record_tree_killed(&root.cell());
+    tracing::error!(target: T, running = left.len(), cause = why, "killing the tree");
+    for child in &left {
+        tracing::warn!(
+            target: "canopy::supervisor",
+            path = %child.path,
+            reason = "killed",
+            cause = why,
+            "child stopped"
+        );
+    }
+    root.cell().kill();
 }
 
 fn root_gave_up(reason: &ExitReason) -> bool {

@@ -68,7 +68,7 @@ use ractor::{ActorCell, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPo
 use tokio::sync::{watch, Semaphore};
 
 use crate::core::ChildStatus;
-use crate::introspect::{DynNode, Node};
+use crate::introspect::Node;
 use crate::spec::{Restart, SpecError};
 
 /// How long a send waits for a restarting child, and how many sends may wait at once.
@@ -159,18 +159,11 @@ impl fmt::Display for HandleError {
 
 impl std::error::Error for HandleError {}
 
-/// Where a handle finds the current incarnation: a child of a static supervisor by id, or of a
-/// dynamic supervisor by its key.
-enum Slot {
-    Static {
-        node: Weak<Node>,
-        id: String,
-    },
-    Dynamic {
-        node: Weak<DynNode>,
-        key: u64,
-        id: String,
-    },
+/// Where a handle finds the current incarnation: a child of a supervisor, by id (a dynamic
+/// child's id is its key).
+struct Slot {
+    node: Weak<Node>,
+    id: String,
 }
 
 enum Lookup {
@@ -181,32 +174,17 @@ enum Lookup {
 
 impl Slot {
     fn id(&self) -> &str {
-        match self {
-            Slot::Static { id, .. } | Slot::Dynamic { id, .. } => id,
-        }
+        &self.id
     }
 
     fn lookup(&self) -> Lookup {
-        let (supervisor, info) = match self {
-            Slot::Static { node, id } => {
-                let Some(node) = node.upgrade() else {
-                    return Lookup::Gone;
-                };
-                let info = node.core.lock().which_child(id);
-                (node.cell.clone(), info)
-            }
-            Slot::Dynamic { node, key, .. } => {
-                let Some(node) = node.upgrade() else {
-                    return Lookup::Gone;
-                };
-                let info = node.children.child_info(*key);
-                (node.cell.clone(), info)
-            }
+        let Some(node) = self.node.upgrade() else {
+            return Lookup::Gone;
         };
-        if supervisor.get_status() >= ActorStatus::Stopping {
+        if node.cell.get_status() >= ActorStatus::Stopping {
             return Lookup::Gone;
         }
-        let Some(info) = info else {
+        let Some(info) = node.children.child(&self.id) else {
             return Lookup::Gone;
         };
         match info.status {
@@ -222,10 +200,7 @@ impl Slot {
     }
 
     fn changes(&self) -> Option<watch::Receiver<u64>> {
-        match self {
-            Slot::Static { node, .. } => node.upgrade().map(|n| n.changes.subscribe()),
-            Slot::Dynamic { node, .. } => node.upgrade().map(|n| n.changes.subscribe()),
-        }
+        self.node.upgrade().map(|n| n.changes.subscribe())
     }
 }
 
@@ -434,10 +409,10 @@ impl crate::supervisor::SupervisorRef {
         options: HandleOptions,
     ) -> Result<ChildHandle<M>, crate::ChildError> {
         let node = crate::introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
-        if node.core.lock().which_child(id).is_none() {
+        if node.children.child(id).is_none() {
             return Err(crate::ChildError::NotFound(id.to_string()));
         }
-        let slot = Slot::Static {
+        let slot = Slot {
             node: Arc::downgrade(&node),
             id: id.to_string(),
         };
@@ -478,19 +453,17 @@ impl<A: crate::dynamic::StartArgs> crate::dynamic::DynamicRef<A> {
         child: &ActorCell,
         options: HandleOptions,
     ) -> Result<ChildHandle<M>, crate::ChildError> {
-        let node =
-            crate::introspect::dyn_node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
-        let key = node
+        let node = crate::introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
+        let id = node
             .children
             .which_children()
             .into_iter()
             .find(|c| c.status.pid() == Some(child))
-            .and_then(|c| c.id.parse::<u64>().ok())
-            .ok_or_else(|| crate::ChildError::NotFound(format!("{:?}", child.get_id())))?;
-        let slot = Slot::Dynamic {
+            .map(|c| c.id)
+            .ok_or_else(|| crate::ChildError::NotFound(format!("actor {}", child.get_id())))?;
+        let slot = Slot {
             node: Arc::downgrade(&node),
-            key,
-            id: key.to_string(),
+            id,
         };
         ChildHandle::new(slot, options).map_err(crate::ChildError::Spec)
     }

@@ -28,31 +28,50 @@
 //! # }
 //! ```
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use ractor::{ActorCell, ActorId, ActorStatus};
 
-use crate::core::{ChildInfo, Core};
+use crate::core::ChildInfo;
 use crate::spec::ChildKind;
 
-/// One supervisor in the shared tree.
+/// What the tree reads from a supervisor's decision state, under the supervisor's own lock.
+pub(crate) trait Children: Send + Sync {
+    /// Every child, most recently started first.
+    fn which_children(&self) -> Vec<ChildInfo>;
+    /// One child by id (a dynamic child's id is its key).
+    fn child(&self, id: &str) -> Option<ChildInfo>;
+    /// The tree is being killed at once: every running child's last exit becomes `killed`.
+    fn record_killed(&self);
+}
+
+/// One supervisor, static or dynamic, in the shared tree.
 pub(crate) struct Node {
     pub(crate) path: String,
     pub(crate) cell: ActorCell,
-    pub(crate) core: Mutex<Core<ActorCell>>,
+    pub(crate) children: Arc<dyn Children>,
+    /// A dynamic supervisor's argument type; `None` for a static one.
+    pub(crate) args: Option<TypeId>,
     /// Bumped after every operation that may have changed a child's incarnation, so that handles
     /// waiting for a restart wake up; dropped with the node, which tells them the supervisor is gone.
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Node {
-    pub(crate) fn new(path: String, cell: ActorCell, core: Core<ActorCell>) -> Self {
+    pub(crate) fn new(
+        path: String,
+        cell: ActorCell,
+        children: Arc<dyn Children>,
+        args: Option<TypeId>,
+    ) -> Self {
         Node {
             path,
             cell,
-            core: Mutex::new(core),
+            children,
+            args,
             changes: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -66,36 +85,8 @@ impl Node {
     }
 }
 
-/// What the tree reads from a dynamic supervisor: its children, taken under its own lock. (Its
-/// decision state is generic over its children's arguments, so it cannot sit in a [`Node`].)
-pub(crate) trait Children: Send + Sync {
-    fn which_children(&self) -> Vec<ChildInfo<ActorCell>>;
-    /// One child by its key (what a handle to a dynamic child follows).
-    fn child_info(&self, key: u64) -> Option<ChildInfo<ActorCell>>;
-}
-
-/// One dynamic supervisor in the shared tree.
-pub(crate) struct DynNode {
-    pub(crate) path: String,
-    pub(crate) cell: ActorCell,
-    pub(crate) children: Arc<dyn Children>,
-    /// As [`Node::changes`].
-    pub(crate) changes: tokio::sync::watch::Sender<u64>,
-}
-
-impl DynNode {
-    /// Wakes handles waiting on this supervisor, if any.
-    pub(crate) fn changed(&self) {
-        if self.changes.receiver_count() > 0 {
-            self.changes
-                .send_modify(|generation| *generation = generation.wrapping_add(1));
-        }
-    }
-}
-
 struct Registry {
     nodes: HashMap<ActorId, Arc<Node>>,
-    dynamic: HashMap<ActorId, Arc<DynNode>>,
     /// Entries of supervisors that were killed (and so never unregistered) are swept when the map
     /// reaches this size; doubling it keeps registration amortised O(1).
     sweep_at: usize,
@@ -104,7 +95,6 @@ struct Registry {
 static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
         nodes: HashMap::new(),
-        dynamic: HashMap::new(),
         sweep_at: 64,
     })
 });
@@ -119,39 +109,19 @@ pub(crate) fn register(node: Arc<Node>) {
     tree.nodes.insert(node.cell.get_id(), node);
 }
 
-pub(crate) fn register_dynamic(node: Arc<DynNode>) {
-    let mut tree = TREE.write();
-    if tree.dynamic.len() >= tree.sweep_at {
-        tree.dynamic
-            .retain(|_, n| n.cell.get_status() != ActorStatus::Stopped);
-        tree.sweep_at = (tree.dynamic.len() * 2).max(64);
-    }
-    tree.dynamic.insert(node.cell.get_id(), node);
-}
-
 pub(crate) fn unregister(id: &ActorId) {
-    let mut tree = TREE.write();
-    if tree.nodes.remove(id).is_none() {
-        tree.dynamic.remove(id);
-    }
-}
-
-/// A supervisor of either kind: its path and its children.
-fn view(id: &ActorId) -> Option<(String, Vec<ChildInfo<ActorCell>>)> {
-    if let Some(n) = node(id) {
-        let children = n.core.lock().which_children();
-        return Some((n.path.clone(), children));
-    }
-    let n = TREE.read().dynamic.get(id).cloned()?;
-    Some((n.path.clone(), n.children.which_children()))
-}
-
-pub(crate) fn dyn_node(id: &ActorId) -> Option<Arc<DynNode>> {
-    TREE.read().dynamic.get(id).cloned()
+    TREE.write().nodes.remove(id);
 }
 
 pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {
     TREE.read().nodes.get(id).cloned()
+}
+
+/// A supervisor of either kind: its path and its children.
+fn view(id: &ActorId) -> Option<(String, Vec<ChildInfo>)> {
+    let n = node(id)?;
+    let children = n.children.which_children();
+    Some((n.path.clone(), children))
 }
 
 /// The path of a running supervisor, if `cell` is one.
@@ -163,16 +133,15 @@ pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {
 /// # }
 /// ```
 pub fn path_of(cell: &ActorCell) -> Option<String> {
-    let id = cell.get_id();
-    if let Some(n) = node(&id) {
-        return Some(n.path.clone());
-    }
-    TREE.read().dynamic.get(&id).map(|n| n.path.clone())
+    TREE.read()
+        .nodes
+        .get(&cell.get_id())
+        .map(|n| n.path.clone())
 }
 
 /// The children of a running supervisor, most recently started first, read from the shared tree
 /// (no message is sent to the supervisor).
-pub fn children_of(cell: &ActorCell) -> Option<Vec<ChildInfo<ActorCell>>> {
+pub fn children_of(cell: &ActorCell) -> Option<Vec<ChildInfo>> {
     view(&cell.get_id()).map(|(_, children)| children)
 }
 
@@ -185,6 +154,22 @@ pub struct RunningChild {
     pub kind: ChildKind,
     /// Its cell.
     pub cell: ActorCell,
+}
+
+/// Records every child running below `root` as killed, in its supervisor's state, and returns them
+/// (as [`running`] does): the tree is about to be killed at once, and no supervisor in it will run
+/// again to record it.
+pub(crate) fn record_tree_killed(root: &ActorCell) -> Vec<RunningChild> {
+    let left = running(root);
+    if let Some(n) = node(&root.get_id()) {
+        n.children.record_killed();
+    }
+    for child in &left {
+        if let Some(n) = node(&child.cell.get_id()) {
+            n.children.record_killed();
+        }
+    }
+    left
 }
 
 /// Every running child below the supervisor `root`, depth first in start order (a supervisor

@@ -52,8 +52,10 @@
 //! - [`exit`]: [`ExitReason`], the typed exit reason, and how it classifies (normal or not).
 //! - [`intensity`]: the restart window (an exact sliding window, not OTP's whole seconds).
 //! - [`core`]: every supervision decision as a pure state machine, with no runtime.
-//! - [`supervisor`]: the ractor actor that carries the decisions out, and [`SupervisorRef`], the
-//!   child management API.
+//! - [`supervisor`]: static supervisors ([`Supervisor`], [`SupervisorRef`], the child management
+//!   API). Static and dynamic supervisors run in one actor shell that carries out their core's
+//!   decisions and records every child's real exit reason; what the two kinds of reference share is
+//!   [`AnySupervisorRef`].
 //! - [`dynamic`]: dynamic supervisors ([`DynamicSupervisor`], [`DynamicRef`]): children started on
 //!   demand from a [`DynamicSpec`] template with arguments of their own, stopped in parallel, with
 //!   an optional restart [`backoff`]; their decisions in the pure [`dynamic::core`].
@@ -61,7 +63,6 @@
 //! - [`backoff`]: exponential restart delays with jitter, for static and dynamic supervisors.
 //! - [`handle`]: [`ChildHandle`](handle::ChildHandle), a typed reference that follows a child
 //!   across restarts and waits (bounded) while it restarts.
-//! - [`shutdown`]: how one child is stopped under each [`Shutdown`] policy.
 //! - [`app`]: the process lifecycle: signals, readiness, drain delay, ordered teardown within a
 //!   global deadline, final hooks and exit statuses; [`health`]: liveness, readiness and the
 //!   shutdown token.
@@ -94,19 +95,23 @@ pub mod health;
 pub mod intensity;
 pub mod introspect;
 pub mod partition;
-pub mod shutdown;
+mod shell;
+mod shutdown;
 pub mod spec;
 pub mod supervisor;
 
 pub use crate::core::ChildCounts;
 pub use crate::core::ChildStatus;
+pub use crate::core::{ChildError, ChildInfo};
 pub use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 pub use crate::exit::{ExitReason, StopWith};
 pub use crate::partition::{PartitionRef, PartitionSupervisor};
+pub use crate::shell::{AnySupervisorRef, StartError, StartedChild};
 pub use crate::spec::{
     check_child_specs, AutoShutdown, BoxError, ChildKind, ChildSpec, Restart, Shutdown, SpecError,
     Start, StartInfo, Strategy, SupervisorSpec,
 };
-pub use crate::supervisor::{
-    ChildError, ChildInfo, StartError, StartedChild, Supervisor, SupervisorRef,
-};
+pub use crate::supervisor::{Supervisor, SupervisorRef};
+
+/// The ractor canopy is built on, so that a user's code names the same version canopy uses.
+pub use ractor;

@@ -40,16 +40,15 @@ use std::time::Duration;
 use ractor::{ActorCell, ActorStatus};
 
 use crate::core::{ChildCounts, ChildStatus};
+use crate::core::{ChildError, ChildInfo};
 use crate::dynamic::{DynamicRef, DynamicSpec, StartArgs};
 use crate::introspect;
+use crate::shell::{StartError, StartedChild};
 use crate::spec::{
     ChildKind, ChildSpec, SpecError, Start, Strategy, SupervisorSpec, DEFAULT_INTENSITY,
     DEFAULT_PERIOD,
 };
-use crate::supervisor::{
-    spawn_child_supervisor, ChildError, ChildInfo, StartError, StartedChild, Supervisor,
-    SupervisorRef,
-};
+use crate::supervisor::{spawn_child_supervisor, Supervisor, SupervisorRef};
 
 /// The name of a top-level partition supervisor in paths when none is given.
 const DEFAULT_NAME: &str = "partitions";

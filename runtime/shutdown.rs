@@ -1,4 +1,4 @@
-//! The per-child termination protocol (spec §1.7, plus `Drain`).
+//! The per-child termination protocol, and `Drain`.
 //!
 //! | policy | what is sent | if still alive after d | reported reason |
 //! |---|---|---|---|
@@ -7,28 +7,19 @@
 //! | `Infinity` | stop | wait on | `shutdown` |
 //! | `Drain(d)` | drain (queued messages are handled first; later sends are refused) | kill | `shutdown`, or `killed` |
 //!
-//! Death is observed on the child's own cell (ractor's exit notification), not through the link, so a
-//! child that unlinked itself from its supervisor is still waited for and cannot hang the supervisor.
-//! The reason is the one canopy asked for; a child that had already exited by itself is reported as
-//! such (`None`) and its own reason reaches the supervisor as a (stale) supervision event.
+//! A running supervisor stops its children through its own loop and records each child's real exit
+//! reason (see [`shell`](crate::shell)). The functions here are for code that has no actor loop to
+//! receive exit events in: they watch the child's own cell (ractor's exit notification), so a child
+//! that unlinked itself is still waited for, and they report what they saw: `shutdown` for a child
+//! that stopped when asked, `killed` for one that had to be killed, `None` for one that had already
+//! exited by itself. A canopy supervisor is asked to stop with a message, so that it stops its own
+//! children in order.
 //!
-//! [`terminate`] stops one child (static supervisors stop theirs one after another);
-//! [`terminate_all`] signals many at once and waits for them together, one timer per distinct
-//! policy (dynamic supervisors, spec §1.7).
+//! [`terminate`] stops one child; [`terminate_all`] signals many at once and waits for them
+//! together, one timer per distinct policy.
 //!
 //! ractor's kill aborts the actor's task at its next `.await`: an actor stuck in blocking code without
 //! awaiting cannot be killed by any async runtime, and `Infinity` waits on it for as long as it runs.
-//!
-//! ```no_run
-//! use std::time::Duration;
-//! use canopy::{shutdown::terminate, ExitReason, Shutdown};
-//! # async fn demo(child: ractor::ActorCell) {
-//! let reason = terminate(&child, Shutdown::Timeout(Duration::from_secs(1))).await;
-//! if reason == Some(ExitReason::Killed) {
-//!     eprintln!("{:?} ignored its stop and was killed", child.get_id());
-//! }
-//! # }
-//! ```
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -37,14 +28,8 @@ use ractor::{ActorCell, ActorStatus};
 use tokio::time::Sleep;
 
 use crate::exit::ExitReason;
+use crate::shell::signal;
 use crate::spec::Shutdown;
-
-/// Stops `child` by `policy` and waits until it is gone. Returns how it ended, or `None` if it had
-/// already exited by itself before it was asked to stop.
-pub async fn terminate(child: &ActorCell, policy: Shutdown) -> Option<ExitReason> {
-    let mut timer = ShutdownTimer::default();
-    terminate_timed(child, policy, &mut timer).await
-}
 
 /// One timer reused across the children a supervisor stops one after another. Registering a fresh
 /// tokio timer per child wakes the timer driver each time (nothing else is pending, so the new
@@ -70,7 +55,8 @@ impl ShutdownTimer {
     }
 }
 
-/// [`terminate`] with a timer the caller keeps across calls.
+/// Stops `child` by `policy` and waits until it is gone, on a timer the caller keeps across calls.
+/// Returns how it ended as seen from outside, or `None` if it had already exited by itself.
 pub(crate) async fn terminate_timed(
     child: &ActorCell,
     policy: Shutdown,
@@ -103,20 +89,11 @@ pub(crate) async fn terminate_timed(
 }
 
 /// Stops every child at once, each by its own policy, and waits until all of them are gone: the
-/// parallel shutdown of dynamic supervisors (spec §1.7). Children that share a policy share one timer,
+/// parallel shutdown of dynamic supervisors. Children that share a policy share one timer,
 /// so the whole stop takes as long as the slowest policy, not the sum of them. The result has one entry
-/// per child, in the given order, read as for [`terminate`].
+/// per child, in the given order, read as for [`terminate_timed`].
 ///
-/// ```no_run
-/// use std::time::Duration;
-/// use canopy::{shutdown::terminate_all, Shutdown};
-/// # async fn demo(a: ractor::ActorCell, b: ractor::ActorCell) {
-/// let policy = Shutdown::Timeout(Duration::from_secs(1));
-/// let reasons = terminate_all(&[(a, policy), (b, policy)]).await;
-/// assert_eq!(reasons.len(), 2);
-/// # }
-/// ```
-pub async fn terminate_all(children: &[(ActorCell, Shutdown)]) -> Vec<Option<ExitReason>> {
+pub(crate) async fn terminate_all(children: &[(ActorCell, Shutdown)]) -> Vec<Option<ExitReason>> {
     let mut out = vec![None; children.len()];
     // Grouped by policy, in first-seen order: the number of distinct policies is tiny (a dynamic
     // supervisor has one), so a linear search beats hashing.
@@ -145,22 +122,6 @@ pub async fn terminate_all(children: &[(ActorCell, Shutdown)]) -> Vec<Option<Exi
         }
     }
     out
-}
-
-/// Asks a child to stop the way `policy` says (a kill for `BrutalKill`).
-fn signal(child: &ActorCell, policy: Shutdown) {
-    match policy {
-        Shutdown::BrutalKill => child.kill(),
-        Shutdown::Infinity | Shutdown::Timeout(_) => {
-            child.stop(Some(ExitReason::Shutdown.encode()))
-        }
-        Shutdown::Drain(_) => {
-            if child.drain().is_err() {
-                // No mailbox left to drain: it is already stopping.
-                child.stop(Some(ExitReason::Shutdown.encode()));
-            }
-        }
-    }
 }
 
 /// Waits for already signalled children that share `policy`, on one timer, killing whoever is still

@@ -248,28 +248,6 @@ impl ChildSpec {
         })
     }
 
-    /// A child supervisor with its own spec: kind `Supervisor`, shutdown `Infinity`.
-    ///
-    /// ```
-    /// use canopy::{ChildSpec, Strategy, SupervisorSpec};
-    /// let inner = SupervisorSpec::new(Strategy::OneForAll);
-    /// let child = ChildSpec::supervisor("pool", inner);
-    /// assert_eq!(child.get_kind(), canopy::ChildKind::Supervisor);
-    /// ```
-    pub fn supervisor(id: impl Into<String>, spec: crate::SupervisorSpec) -> Self {
-        let id: String = id.into();
-        let name = id.clone();
-        ChildSpec::new(id, move |sup| {
-            let spec = spec.clone();
-            let name = name.clone();
-            async move {
-                let child = crate::supervisor::spawn_child_supervisor(spec, sup, &name).await?;
-                Ok(Start::from(child.cell()))
-            }
-        })
-        .kind(ChildKind::Supervisor)
-    }
-
     /// Sets the restart type (default `Permanent`).
     pub fn restart(mut self, restart: Restart) -> Self {
         self.restart = restart;
@@ -443,7 +421,10 @@ impl SupervisorSpec {
     }
 
     /// Delays the restarts of every child that has no backoff of its own. A delayed restart still
-    /// counts against the restart intensity when it is scheduled, so a crash loop escalates.
+    /// counts against the restart intensity when it is scheduled, and a child that keeps failing
+    /// without staying up escalates after the backoff's
+    /// [`max_retries`](crate::backoff::Backoff::max_retries) restarts in a row, however long its
+    /// delays have grown.
     ///
     /// ```
     /// use std::time::Duration;
@@ -606,7 +587,8 @@ pub enum SpecError {
     SignificantWithoutAutoShutdown(String),
     /// The restart period is zero (`invalid_period`).
     ZeroPeriod,
-    /// A backoff policy cannot be used (its minimum is above its maximum, or its jitter is invalid).
+    /// A backoff policy cannot be used (its minimum is above its maximum, its jitter is invalid,
+    /// or its `max_retries` is 0).
     InvalidBackoff(String),
     /// A dynamic supervisor's `max_children` is zero: it could never start a child.
     ZeroMaxChildren,

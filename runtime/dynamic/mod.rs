@@ -71,7 +71,7 @@ use crate::spec::{
 pub mod core;
 mod shell;
 
-pub use shell::{DynamicMsg, DynamicRef, DynamicSupervisor};
+pub use shell::{DynamicRef, DynamicSupervisor};
 
 #[cfg(test)]
 mod tests;
@@ -288,8 +288,10 @@ impl<A> DynamicSpec<A> {
     }
 
     /// Delays restarts with `backoff`. A delayed restart counts against the restart intensity when
-    /// it is scheduled, so a crash loop still escalates; meanwhile the child shows as restarting
-    /// with its next attempt time and the supervisor keeps answering. See [`backoff`](crate::backoff).
+    /// it is scheduled, and a child that keeps failing without staying up escalates after the
+    /// backoff's [`max_retries`](Backoff::max_retries) restarts in a row, however long its delays
+    /// have grown; meanwhile the child shows as restarting with its next attempt time and the
+    /// supervisor keeps answering. See [`backoff`](crate::backoff).
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = Some(backoff);
         self

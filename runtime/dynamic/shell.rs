@@ -1,37 +1,35 @@
-//! The dynamic supervisor actor: the ractor shell around [`DynCore`].
+//! The dynamic behaviour: [`DynCore`] seen by the supervisor shell, [`DynamicSupervisor`] and
+//! [`DynamicRef`].
 //!
-//! It turns supervision events and API messages into core events and carries out the core's
-//! commands: it runs the template's start function with each child's arguments, stops children
-//! (one by one for `terminate_child`, all at once for a shutdown), queues retries through its own
-//! mailbox (after the backoff delay, if any) and exits when the core says so.
+//! The shell (shared with static supervisors) runs the template's start function with each child's
+//! arguments, stops children (one for `terminate_child`, all at once for a shutdown) and queues
+//! retries; every decision is the core's.
 
-use std::collections::HashMap;
+use std::any::TypeId;
 use std::fmt;
 use std::marker::PhantomData;
+use std::ops::Deref;
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use parking_lot::Mutex;
-use ractor::concurrency::JoinHandle;
-use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, MessagingErr,
-    RpcReplyPort, SpawnErr, SupervisionEvent,
-};
+use ractor::{ActorCell, ActorStatus};
 
-use super::core::{DynCommand, DynCore, DynOutcome, DynRetry};
+use super::core::{DynCommand, DynCore, DynOutcome};
 use super::{DynamicSpec, StartArgs};
-use crate::core::{ChildCounts, StartFailure};
+use crate::core::{ChildError, ChildInfo, Report, StartFailure};
 use crate::exit::ExitReason;
 use crate::introspect;
-use crate::shutdown;
-use crate::spec::{ChildKind, ChildSpec, Shutdown, Start, StartInfo};
-use crate::supervisor::{
-    child_path, log_report, log_stop, run_start, ChildError, ChildInfo, StartError, StartedChild,
+use crate::shell::{
+    self, AnySupervisorRef, Api, Behaviour, Cmd, Done, Init, Query, Request, RetryAt, RetryKey,
+    StartError, StartedChild,
 };
+use crate::spec::{BoxError, ChildKind, ChildSpec, Start};
 
 /// The name of a top-level dynamic supervisor in paths when its spec gives none.
 const DEFAULT_NAME: &str = "dynamic";
 
-/// The dynamic supervisor actor, for children started with arguments of type `A`. Start it with
+/// Dynamic supervisors, for children started with arguments of type `A`. Start one with
 /// [`DynamicSupervisor::start`]; talk to it through the [`DynamicRef`] it returns.
 ///
 /// ```
@@ -51,51 +49,12 @@ const DEFAULT_NAME: &str = "dynamic";
 /// ```
 pub struct DynamicSupervisor<A>(PhantomData<fn() -> A>);
 
-/// The dynamic supervisor's mailbox. Opaque: use [`DynamicRef`].
-///
-/// ```
-/// // Its only use from outside: naming the actor's type, e.g. in an `ActorRef`.
-/// type JobsRef = ractor::ActorRef<canopy::dynamic::DynamicMsg<u64>>;
-/// ```
-pub struct DynamicMsg<A>(Request<A>);
-
-enum Request<A> {
-    StartChild(A, RpcReplyPort<Result<StartedChild, ChildError>>),
-    TerminateChild(ActorCell, RpcReplyPort<Result<(), ChildError>>),
-    WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
-    WhichChild(ActorCell, RpcReplyPort<Option<ChildInfo>>),
-    CountChildren(RpcReplyPort<ChildCounts>),
-    /// OTP's `try_again_restart`, or a backed-off restart whose time has come.
-    Retry(u64),
-}
-
-#[doc(hidden)]
-pub struct DynamicInit<A> {
+/// The dynamic behaviour: a [`DynCore`] and the template's start function.
+pub(crate) struct Dynamic<A> {
     spec: DynamicSpec<A>,
-    path: String,
-}
-
-/// The task that sends a backed-off retry when its delay is over.
-type RetryTimer<A> = JoinHandle<Result<(), MessagingErr<DynamicMsg<A>>>>;
-
-#[doc(hidden)]
-pub struct DynamicState<A> {
-    path: String,
-    spec: DynamicSpec<A>,
-    /// The decision state, shared with the introspection tree.
     core: Arc<Mutex<DynCore<ActorCell, A>>>,
-    /// Info attached by the last start function, for the API reply.
-    last_info: Option<StartInfo>,
-    /// Backed-off restarts waiting for their time, so that a shutdown can cancel them.
-    timers: HashMap<u64, RetryTimer<A>>,
-    /// This supervisor's entry in the shared tree, whose change signal wakes waiting handles.
-    node: Arc<introspect::DynNode>,
-}
-
-impl<A> DynamicState<A> {
-    fn core(&self) -> parking_lot::MutexGuard<'_, DynCore<ActorCell, A>> {
-        self.core.lock()
-    }
+    /// The keys of a stop of many in progress, in the order of its reasons.
+    stopping: Mutex<Vec<u64>>,
 }
 
 impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
@@ -103,8 +62,197 @@ impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
         self.lock().which_children()
     }
 
-    fn child_info(&self, key: u64) -> Option<ChildInfo> {
+    fn child(&self, id: &str) -> Option<ChildInfo> {
+        let key = id.parse::<u64>().ok()?;
         self.lock().child_info(key)
+    }
+
+    fn record_killed(&self) {
+        self.lock().record_killed();
+    }
+}
+
+impl<A: StartArgs> Dynamic<A> {
+    /// A dynamic core's command in the shell's terms.
+    fn cmd(&self, command: DynCommand<ActorCell, A>) -> Cmd<A> {
+        match command {
+            DynCommand::Start { args, .. } => Cmd::Start(args),
+            DynCommand::Terminate { key, pid, shutdown } => Cmd::Terminate {
+                id: key.to_string(),
+                pid,
+                shutdown,
+            },
+            DynCommand::TerminateAll { children } => {
+                let mut keys = self.stopping.lock();
+                keys.clear();
+                Cmd::TerminateAll(
+                    children
+                        .into_iter()
+                        .map(|(key, pid, shutdown)| {
+                            keys.push(key);
+                            (key.to_string(), pid, shutdown)
+                        })
+                        .collect(),
+                )
+            }
+            DynCommand::Done(outcome) => Cmd::Done(match outcome {
+                DynOutcome::Idle { retry } => Done::Idle(retry.map(|r| RetryAt {
+                    key: RetryKey::Key(r.key),
+                    after: r.after,
+                    generation: r.generation,
+                })),
+                DynOutcome::Exit(reason) => Done::Exit(reason),
+                DynOutcome::Reply(result) => Done::Reply(result),
+            }),
+        }
+    }
+}
+
+impl<A: StartArgs> Behaviour for Dynamic<A> {
+    type Job = A;
+
+    fn start(&self, args: A, sup: ActorCell) -> BoxFuture<'static, Result<Start, BoxError>> {
+        (self.spec.start)(sup, args)
+    }
+
+    fn init(&self) -> Cmd<A> {
+        // A dynamic supervisor starts with no children.
+        Cmd::Done(Done::Ready)
+    }
+
+    fn child_exited(
+        &self,
+        pid: &ActorCell,
+        reason: ExitReason,
+        now: std::time::Instant,
+    ) -> Option<Cmd<A>> {
+        let command = self.core.lock().child_exited(pid, reason, now)?;
+        Some(self.cmd(command))
+    }
+
+    fn retry_due(
+        &self,
+        key: &RetryKey,
+        generation: u64,
+        now: std::time::Instant,
+    ) -> Option<Cmd<A>> {
+        let RetryKey::Key(key) = key else { return None };
+        let command = self.core.lock().retry_due(*key, generation, now)?;
+        Some(self.cmd(command))
+    }
+
+    fn shutdown(&self, reason: ExitReason) -> Cmd<A> {
+        let command = self.core.lock().shutdown(reason);
+        self.cmd(command)
+    }
+
+    fn started(&self, result: Result<Option<ActorCell>, StartFailure>) -> Cmd<A> {
+        let command = self.core.lock().started(result);
+        self.cmd(command)
+    }
+
+    fn terminated(&self, reason: Option<ExitReason>) -> Cmd<A> {
+        let command = self.core.lock().terminated(reason);
+        self.cmd(command)
+    }
+
+    fn terminated_all(&self, reasons: Vec<Option<ExitReason>>) -> Cmd<A> {
+        let keys = std::mem::take(&mut *self.stopping.lock());
+        let command = self
+            .core
+            .lock()
+            .terminated_all(keys.into_iter().zip(reasons).collect());
+        self.cmd(command)
+    }
+
+    fn api(&self, call: Api) -> Cmd<A> {
+        let command = match call {
+            Api::StartArgs(args) => match args.downcast::<A>() {
+                Ok(args) => self.core.lock().start_child(*args),
+                Err(_) => {
+                    return Cmd::Done(Done::Reply(Err(ChildError::NotFound(
+                        "a child with arguments of another type".into(),
+                    ))))
+                }
+            },
+            Api::TerminateCell(cell) => {
+                let alive = cell.get_status() != ActorStatus::Stopped;
+                self.core.lock().terminate_child(&cell, alive)
+            }
+            Api::StartSpec(spec) => {
+                return Cmd::Done(Done::Reply(Err(ChildError::NotFound(format!(
+                    "{} (a dynamic supervisor takes no child specs)",
+                    spec.id()
+                )))))
+            }
+            Api::TerminateId(id) | Api::RestartId(id) => {
+                return Cmd::Done(Done::Reply(Err(ChildError::NotFound(id))))
+            }
+        };
+        self.cmd(command)
+    }
+
+    fn query(&self, query: Query) {
+        let core = self.core.lock();
+        match query {
+            Query::WhichChildren(reply) => {
+                let _ = reply.send(core.which_children());
+            }
+            Query::WhichChildCell(cell, reply) => {
+                let _ = reply.send(core.which_child(&cell));
+            }
+            Query::WhichChildId(id, reply) => {
+                let _ = reply.send(id.parse::<u64>().ok().and_then(|k| core.child_info(k)));
+            }
+            Query::CountChildren(reply) => {
+                let _ = reply.send(core.count_children());
+            }
+            Query::GetChildSpec(_, reply) => {
+                let _ = reply.send(None);
+            }
+            Query::DeleteChild(id, reply) => {
+                let _ = reply.send(Err(ChildError::NotFound(id)));
+            }
+        }
+    }
+
+    fn take_reports(&self) -> Vec<Report> {
+        self.core.lock().take_reports()
+    }
+
+    fn has_running_children(&self) -> bool {
+        self.core.lock().has_running_children()
+    }
+
+    fn pending_restarts(&self) -> usize {
+        self.core.lock().pending_restarts()
+    }
+}
+
+async fn spawn<A: StartArgs>(
+    spec: DynamicSpec<A>,
+    parent: Option<ActorCell>,
+    path: String,
+) -> Result<DynamicRef<A>, StartError> {
+    let init = Init {
+        path,
+        make: Box::new(move || {
+            let core = DynCore::new(&spec).map_err(StartError::Spec)?;
+            Ok(Some(Dynamic {
+                spec,
+                core: Arc::new(Mutex::new(core)),
+                stopping: Mutex::new(Vec::new()),
+            }))
+        }),
+        children: |b: &Dynamic<A>| b.core.clone(),
+        args: Some(TypeId::of::<A>()),
+    };
+    match shell::spawn(init, parent).await? {
+        Some(inner) => Ok(DynamicRef {
+            inner,
+            _args: PhantomData,
+        }),
+        None => Err(StartError::Init("ignored".into())),
     }
 }
 
@@ -127,12 +275,24 @@ impl<A: StartArgs> DynamicSupervisor<A> {
 
     /// Starts a dynamic supervisor linked to `parent` (a supervisor's start function does this;
     /// [`ChildSpec::dynamic`] does it for you).
+    ///
+    /// ```
+    /// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
+    /// use canopy::{Start, Supervisor, SupervisorSpec};
+    /// # #[tokio::main] async fn main() {
+    /// let root = Supervisor::start(SupervisorSpec::default()).await.unwrap();
+    /// let spec = DynamicSpec::new(|_sup, _job: u64| async { Ok(Start::Ignore) });
+    /// let jobs = DynamicSupervisor::start_linked(spec, root.cell()).await.unwrap();
+    /// root.shutdown().await;
+    /// jobs.wait().await;
+    /// # }
+    /// ```
     pub async fn start_linked(
         spec: DynamicSpec<A>,
         parent: ActorCell,
     ) -> Result<DynamicRef<A>, StartError> {
         let name = spec.name.clone();
-        let path = child_path(&parent, name.as_deref().unwrap_or(DEFAULT_NAME));
+        let path = shell::child_path(&parent, name.as_deref().unwrap_or(DEFAULT_NAME));
         spawn(spec, Some(parent), path).await
     }
 }
@@ -161,7 +321,7 @@ impl ChildSpec {
         let name = id.clone();
         ChildSpec::new(id, move |sup: ActorCell| {
             let spec = spec.clone();
-            let path = child_path(&sup, &name);
+            let path = shell::child_path(&sup, &name);
             async move {
                 let child = spawn(spec, Some(sup), path).await?;
                 Ok(Start::from(child.cell()))
@@ -171,283 +331,20 @@ impl ChildSpec {
     }
 }
 
-async fn spawn<A: StartArgs>(
-    spec: DynamicSpec<A>,
-    parent: Option<ActorCell>,
-    path: String,
-) -> Result<DynamicRef<A>, StartError> {
-    let init = DynamicInit { spec, path };
-    let me = DynamicSupervisor::<A>(PhantomData);
-    let spawned = match parent {
-        Some(parent) => Actor::spawn_linked(None, me, init, parent).await,
-        None => Actor::spawn(None, me, init).await,
-    };
-    match spawned {
-        Ok((actor, _)) => Ok(DynamicRef { actor }),
-        Err(SpawnErr::StartupFailed(err)) => match err.downcast::<StartError>() {
-            Ok(e) => Err(*e),
-            Err(other) => Err(StartError::Init(other.to_string())),
-        },
-        Err(other) => Err(StartError::Spawn(other.to_string())),
-    }
-}
-
-impl<A: StartArgs> Actor for DynamicSupervisor<A> {
-    type Msg = DynamicMsg<A>;
-    type State = DynamicState<A>;
-    type Arguments = DynamicInit<A>;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<DynamicMsg<A>>,
-        init: DynamicInit<A>,
-    ) -> Result<DynamicState<A>, ActorProcessingErr> {
-        let DynamicInit { spec, path } = init;
-        let core = DynCore::new(&spec)
-            .map_err(|e| -> ActorProcessingErr { Box::new(StartError::Spec(e)) })?;
-        let core = Arc::new(Mutex::new(core));
-        let node = Arc::new(introspect::DynNode {
-            path: path.clone(),
-            cell: myself.get_cell(),
-            children: core.clone(),
-            changes: tokio::sync::watch::Sender::new(0),
-        });
-        introspect::register_dynamic(node.clone());
-        Ok(DynamicState {
-            path,
-            spec,
-            core,
-            last_info: None,
-            timers: HashMap::new(),
-            node,
-        })
-    }
-
-    async fn handle(
-        &self,
-        myself: ActorRef<DynamicMsg<A>>,
-        DynamicMsg(request): DynamicMsg<A>,
-        state: &mut DynamicState<A>,
-    ) -> Result<(), ActorProcessingErr> {
-        match request {
-            Request::StartChild(args, reply) => {
-                let cmd = state.core().start_child(args);
-                let result = run_call(&myself, state, cmd).await;
-                let _ = reply.send(result.map(|cell| StartedChild {
-                    cell,
-                    info: state.last_info.take(),
-                }));
-            }
-            Request::TerminateChild(cell, reply) => {
-                let alive = cell.get_status() != ActorStatus::Stopped;
-                let cmd = state.core().terminate_child(&cell, alive);
-                let result = run_call(&myself, state, cmd).await;
-                let _ = reply.send(result.map(|_| ()));
-            }
-            Request::WhichChildren(reply) => {
-                let _ = reply.send(state.core().which_children());
-            }
-            Request::WhichChild(cell, reply) => {
-                let _ = reply.send(state.core().which_child(&cell));
-            }
-            Request::CountChildren(reply) => {
-                let _ = reply.send(state.core().count_children());
-            }
-            Request::Retry(key) => {
-                state.timers.remove(&key);
-                let now = crate::supervisor::now();
-                let cmd = state.core().retry_due(key, now);
-                match cmd {
-                    Some(cmd) => {
-                        let outcome = drive(&myself, state, cmd).await;
-                        after(&myself, state, outcome);
-                    }
-                    None => tracing::debug!(
-                        target: "canopy::supervisor",
-                        supervisor = %state.path,
-                        child = key,
-                        "retry of a child that is no longer waiting for one (terminated)"
-                    ),
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle_supervisor_evt(
-        &self,
-        myself: ActorRef<DynamicMsg<A>>,
-        event: SupervisionEvent,
-        state: &mut DynamicState<A>,
-    ) -> Result<(), ActorProcessingErr> {
-        let Some((cell, reason)) = ExitReason::from_event(&event) else {
-            return Ok(());
-        };
-        let cmd = state
-            .core()
-            .child_exited(cell, reason.clone(), crate::supervisor::now());
-        match cmd {
-            Some(cmd) => {
-                let outcome = drive(&myself, state, cmd).await;
-                after(&myself, state, outcome);
-            }
-            None => tracing::debug!(
-                target: "canopy::supervisor",
-                supervisor = %state.path,
-                actor = %cell.get_id(),
-                %reason,
-                "exit of an actor that is no longer a current child (already replaced or terminated)"
-            ),
-        }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        myself: ActorRef<DynamicMsg<A>>,
-        state: &mut DynamicState<A>,
-    ) -> Result<(), ActorProcessingErr> {
-        for (_, timer) in state.timers.drain() {
-            timer.abort();
-        }
-        let pending = state.core().pending_restarts();
-        if pending > 0 {
-            tracing::info!(
-                target: "canopy::supervisor",
-                supervisor = %state.path,
-                children = pending,
-                "shutting down: restarts still pending are cancelled"
-            );
-        }
-        // Parallel teardown must finish here: once post_stop returns, ractor kills whatever is
-        // still linked.
-        let cmd = state.core().shutdown(ExitReason::Shutdown);
-        drive(&myself, state, cmd).await;
-        introspect::unregister(&myself.get_id());
-        state.node.changed();
-        Ok(())
-    }
-}
-
-/// Carries out the core's commands until the operation is done, then logs its reports.
-async fn drive<A: StartArgs>(
-    myself: &ActorRef<DynamicMsg<A>>,
-    state: &mut DynamicState<A>,
-    mut cmd: DynCommand<ActorCell, A>,
-) -> DynOutcome<ActorCell> {
-    let sup = myself.get_cell();
-    let outcome = loop {
-        cmd = match cmd {
-            DynCommand::Start { args, .. } => {
-                let start = state.spec.start.clone();
-                let result = run_start(&sup, || start(sup.clone(), args)).await;
-                let result: Result<Option<ActorCell>, StartFailure<ActorCell>> =
-                    result.map(|start| match start {
-                        Start::Started { cell, info } => {
-                            state.last_info = info;
-                            Some(cell)
-                        }
-                        Start::Ignore => {
-                            state.last_info = None;
-                            None
-                        }
-                    });
-                state.core().started(result)
-            }
-            DynCommand::Terminate { key, pid, shutdown } => {
-                let reason = shutdown::terminate(&pid, shutdown).await;
-                log_stop(&state.path, &key.to_string(), shutdown, reason.as_ref());
-                state.core().terminated(reason)
-            }
-            DynCommand::TerminateAll { children } => {
-                let cells: Vec<(ActorCell, Shutdown)> = children
-                    .iter()
-                    .map(|(_, cell, policy)| (cell.clone(), *policy))
-                    .collect();
-                let reasons = shutdown::terminate_all(&cells).await;
-                let results = children
-                    .into_iter()
-                    .zip(reasons)
-                    .map(|((key, _, policy), reason)| {
-                        log_stop(&state.path, &key.to_string(), policy, reason.as_ref());
-                        (key, reason)
-                    })
-                    .collect();
-                state.core().terminated_all(results)
-            }
-            DynCommand::Done(outcome) => break outcome,
-        };
-    };
-    state.node.changed();
-    let reports = state.core().take_reports();
-    for report in reports {
-        log_report(&state.path, &report);
-    }
-    outcome
-}
-
-/// Drives an API call and extracts its reply.
-async fn run_call<A: StartArgs>(
-    myself: &ActorRef<DynamicMsg<A>>,
-    state: &mut DynamicState<A>,
-    cmd: DynCommand<ActorCell, A>,
-) -> Result<Option<ActorCell>, ChildError> {
-    match drive(myself, state, cmd).await {
-        DynOutcome::Reply(result) => result,
-        other => {
-            after(myself, state, other);
-            Err(ChildError::SupervisorDown)
-        }
-    }
-}
-
-/// What an operation leaves to do once it is over: a retry to queue, or the supervisor's own exit.
-fn after<A: StartArgs>(
-    myself: &ActorRef<DynamicMsg<A>>,
-    state: &mut DynamicState<A>,
-    outcome: DynOutcome<ActorCell>,
-) {
-    match outcome {
-        DynOutcome::Idle {
-            retry: Some(DynRetry { key, after }),
-        } => {
-            if after.is_zero() {
-                // Behind everything already queued (spec §1.6).
-                if myself
-                    .send_message(DynamicMsg(Request::Retry(key)))
-                    .is_err()
-                {
-                    tracing::debug!(
-                        target: "canopy::supervisor",
-                        supervisor = %state.path,
-                        child = key,
-                        "retry dropped: the supervisor is stopping"
-                    );
-                }
-            } else {
-                crate::supervisor::log_backoff(&state.path, &key.to_string(), after);
-                let timer = myself.send_after(after, move || DynamicMsg(Request::Retry(key)));
-                state.timers.insert(key, timer);
-            }
-        }
-        DynOutcome::Exit(reason) => myself.get_cell().stop(Some(reason.encode())),
-        DynOutcome::Idle { retry: None } | DynOutcome::Reply(_) => {}
-    }
-}
-
 /// A reference to a running dynamic supervisor whose children take arguments of type `A`: the
-/// child management API (spec §1.10, simple rows).
+/// child management API. The methods every supervisor has (`which_children`, `count_children`,
+/// `shutdown`, `cell`, …) come from [`AnySupervisorRef`], which it dereferences to.
 ///
 /// Every call waits for the supervisor, with no time limit, as OTP's do. A call to a supervisor
-/// that is gone returns [`SupervisorDown`](crate::core::ChildError::SupervisorDown).
+/// that is gone returns [`ChildError::SupervisorDown`].
 ///
 /// ```
 /// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
 /// use canopy::ChildError;
 /// # #[derive(Clone)] struct Job;
-/// # impl ractor::Actor for Job {
+/// # impl canopy::ractor::Actor for Job {
 /// #     type Msg = (); type State = (); type Arguments = u64;
-/// #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: u64) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+/// #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: u64) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
 /// # }
 /// # #[tokio::main] async fn main() -> Result<(), ChildError> {
 /// let jobs = DynamicSupervisor::start(DynamicSpec::actor(Job)).await.unwrap();
@@ -460,22 +357,30 @@ fn after<A: StartArgs>(
 /// # Ok(()) }
 /// ```
 pub struct DynamicRef<A> {
-    actor: ActorRef<DynamicMsg<A>>,
+    inner: AnySupervisorRef,
+    _args: PhantomData<fn(A)>,
 }
 
 impl<A> Clone for DynamicRef<A> {
     fn clone(&self) -> Self {
         DynamicRef {
-            actor: self.actor.clone(),
+            inner: self.inner.clone(),
+            _args: PhantomData,
         }
+    }
+}
+
+impl<A> Deref for DynamicRef<A> {
+    type Target = AnySupervisorRef;
+
+    fn deref(&self) -> &AnySupervisorRef {
+        &self.inner
     }
 }
 
 impl<A> fmt::Debug for DynamicRef<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("DynamicRef")
-            .field(&self.actor.get_id())
-            .finish()
+        self.inner.fmt(f)
     }
 }
 
@@ -495,34 +400,22 @@ impl<A: StartArgs> DynamicRef<A> {
     /// # }
     /// ```
     pub fn from_cell(cell: ActorCell) -> Option<DynamicRef<A>> {
-        (cell.get_type_id() == std::any::TypeId::of::<DynamicMsg<A>>()).then(|| DynamicRef {
-            actor: ActorRef::from(cell),
+        let node = introspect::node(&cell.get_id())?;
+        if node.args != Some(TypeId::of::<A>()) {
+            return None;
+        }
+        AnySupervisorRef::from_cell(cell).map(|inner| DynamicRef {
+            inner,
+            _args: PhantomData,
         })
-    }
-
-    /// The supervisor's cell, e.g. to link or monitor it.
-    pub fn cell(&self) -> ActorCell {
-        self.actor.get_cell()
-    }
-
-    /// The supervisor's actor id.
-    pub fn id(&self) -> ActorId {
-        self.actor.get_id()
-    }
-
-    async fn ask<T: Send + 'static>(
-        &self,
-        request: impl FnOnce(RpcReplyPort<T>) -> Request<A>,
-    ) -> Result<T, ChildError> {
-        crate::supervisor::ask(&self.actor, |reply| DynamicMsg(request(reply))).await
     }
 
     /// Starts a child with `args` (kept for its restarts unless the template is temporary).
     ///
     /// `Ok` with `cell: None` when the start function ignored (nothing is kept). Errors, with
-    /// nothing kept: [`StartFailed`](crate::core::ChildError::StartFailed) carrying the start
-    /// function's own reason, [`AlreadyStarted`](crate::core::ChildError::AlreadyStarted) on a
-    /// name clash, [`MaxChildren`](crate::core::ChildError::MaxChildren).
+    /// nothing kept: [`StartFailed`](ChildError::StartFailed) carrying the start function's own
+    /// reason, [`AlreadyStarted`](ChildError::AlreadyStarted) on a name clash,
+    /// [`MaxChildren`](ChildError::MaxChildren).
     ///
     /// ```
     /// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
@@ -542,52 +435,40 @@ impl<A: StartArgs> DynamicRef<A> {
     /// # }
     /// ```
     pub async fn start_child(&self, args: A) -> Result<StartedChild, ChildError> {
-        self.ask(|r| Request::StartChild(args, r)).await?
+        self.inner
+            .call_started(Api::StartArgs(Box::new(args)))
+            .await
     }
 
     /// Stops a child by the template's policy and forgets it. A restarting child, named by its
     /// last cell, leaves its restart loop. `Ok` for an actor that is already dead;
-    /// [`NotFound`](crate::core::ChildError::NotFound) for a live actor that is not a child.
+    /// [`NotFound`](ChildError::NotFound) for a live actor that is not a child.
+    ///
+    /// ```
+    /// # async fn demo(pool: canopy::DynamicRef<u64>, conn: canopy::ractor::ActorCell) -> Result<(), canopy::ChildError> {
+    /// pool.terminate_child(&conn).await?;
+    /// # Ok(()) }
+    /// ```
     pub async fn terminate_child(&self, child: &ActorCell) -> Result<(), ChildError> {
-        let child = child.clone();
-        self.ask(|r| Request::TerminateChild(child, r)).await?
-    }
-
-    /// Every child, newest first, restarting ones included; a child's `id` is its internal key.
-    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, ChildError> {
-        self.ask(Request::WhichChildren).await
+        self.inner
+            .call_unit(Api::TerminateCell(child.clone()))
+            .await
     }
 
     /// One child by its cell (a restarting child by its last cell);
-    /// [`NotFound`](crate::core::ChildError::NotFound) if it is not a child.
+    /// [`NotFound`](ChildError::NotFound) if it is not a child.
+    ///
+    /// ```
+    /// # async fn demo(pool: canopy::DynamicRef<u64>, conn: canopy::ractor::ActorCell) -> Result<(), canopy::ChildError> {
+    /// let info = pool.which_child(&conn).await?;
+    /// println!("child {} restarted {} times", info.id, info.restarts);
+    /// # Ok(()) }
+    /// ```
     pub async fn which_child(&self, child: &ActorCell) -> Result<ChildInfo, ChildError> {
         let cell = child.clone();
-        self.ask(|r| Request::WhichChild(cell, r))
+        self.inner
+            .ask(|r| Request::Query(Query::WhichChildCell(cell, r)))
             .await?
-            .ok_or_else(|| ChildError::NotFound(format!("{:?}", child)))
-    }
-
-    /// OTP's counts for a dynamic supervisor: `specs` 1, `active` the running children,
-    /// `workers`/`supervisors` every child (restarting ones too) by the template's kind.
-    pub async fn count_children(&self) -> Result<ChildCounts, ChildError> {
-        self.ask(Request::CountChildren).await
-    }
-
-    /// Stops the supervisor gracefully (every child at once, each by its policy) and waits until it
-    /// is gone.
-    pub async fn shutdown(&self) {
-        self.stop_and_wait(ExitReason::Shutdown).await
-    }
-
-    /// Stops the supervisor with `reason` after its children, and waits until it is gone.
-    pub async fn stop_and_wait(&self, reason: ExitReason) {
-        let cell = self.actor.get_cell();
-        cell.stop(Some(reason.encode()));
-        cell.wait(None).await.ok();
-    }
-
-    /// Waits until the supervisor has exited, for whatever reason.
-    pub async fn wait(&self) {
-        self.actor.get_cell().wait(None).await.ok();
+            .ok_or_else(|| ChildError::NotFound(format!("actor {}", child.get_id())))
     }
 }

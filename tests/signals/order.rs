@@ -113,13 +113,22 @@ fn global_deadline_ends_the_process_with_the_deadline_code() {
         took <= SECS(3),
         "the process must end within deadline + 1 s, took {took:?}"
     );
-    // Everything started after db stopped in order before the deadline hit db.
-    let stopped = paths(&p.lines(), "stopped ");
+    // Everything started after db stopped in order before the deadline hit db, and db, killed by
+    // the deadline, is reported killed by path.
+    let lines = p.lines();
+    let stopped = paths(&lines, "stopped ");
     assert_eq!(stopped.first().map(String::as_str), Some("/app/metrics"));
     assert!(
-        !stopped.contains(&"/app/db".to_string())
-            || p.lines().contains(&"stopped /app/db killed".to_string())
+        lines.contains(&"stopped /app/db killed".to_string()),
+        "{lines:#?}"
     );
+    assert_exit_is_last(&lines);
+}
+
+/// `exit <code>` is the last line: nothing is reported stopped after the process said it exits.
+fn assert_exit_is_last(lines: &[String]) {
+    let exit = lines.iter().position(|l| l.starts_with("exit "));
+    assert_eq!(exit, Some(lines.len() - 1), "{lines:#?}");
 }
 
 #[test]
@@ -136,8 +145,19 @@ fn sigterm_then_sigint_exits_at_once_with_the_second_signal_code() {
         exited - second < SECS(10),
         "the second signal cut the stop short"
     );
-    // Nothing after metrics was stopped gracefully: the rest was killed with the tree.
-    assert!(!p.lines().iter().any(|l| l == "stopped /app/db shutdown"));
+    // Nothing after metrics was stopped gracefully: the rest was killed with the tree, and every
+    // child killed is reported by path.
+    let lines = p.lines();
+    assert!(!lines.iter().any(|l| l == "stopped /app/db shutdown"));
+    assert!(
+        lines.contains(&"stopped /app/metrics killed".to_string()),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.contains(&"stopped /app/db killed".to_string()),
+        "{lines:#?}"
+    );
+    assert_exit_is_last(&lines);
 }
 
 #[test]

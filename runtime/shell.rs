@@ -1,0 +1,1331 @@
+//! The supervisor shell: the one ractor actor that carries out a core's decisions, for static and
+//! dynamic supervisors alike.
+//!
+//! A supervisor's decisions live in a pure core ([`Core`](crate::core::Core) or
+//! [`DynCore`](crate::dynamic::core::DynCore)); the shell only turns ractor's supervision events and
+//! API messages into core events, and the core's commands into actions: run a start function, stop
+//! one child, stop many at once, and, when an operation is over, reply, queue a retry or exit. A
+//! [`Behaviour`] adapts each core to the shell; everything else (the drive loop, retry and kill
+//! timers, the start wrapper, reports, the request/reply helper) is written once, here.
+//!
+//! **Real exit reasons.** While it runs, the shell stops a child the way OTP's supervisor does: it
+//! signals the child and then waits for the child's own exit event, whose reason is the one recorded,
+//! logged and reported. A child whose `post_stop` fails, that panics while draining or that exited by
+//! itself just before the stop shows that reason (and a `shutdown_error` report where the rules say
+//! so), not the reason that was asked for. Anything that arrives while an operation waits for exits
+//! (API calls, other children's exits, retries, its own stop request) is kept in order and handled
+//! after the operation, as OTP's supervisor does with its selective receive.
+//!
+//! A graceful stop asked of a canopy supervisor by canopy (its parent's shutdown, the app's teardown,
+//! [`AnySupervisorRef::shutdown`]) is a message, handled in that order. Two paths cannot wait for
+//! exit events because ractor does not run the actor's loop there: a start-up that fails half-way,
+//! and a plain ractor `stop` sent to a supervisor from outside. On those the shell waits on each
+//! child's cell, and the reason it records is what it saw: `shutdown` for a child that stopped when
+//! asked, `killed` for one it had to kill, and "exited by itself" (no reason) for one that was
+//! already gone.
+//!
+//! Stopping a child is bounded by its policy: one timer per supervisor, reset rather than re-created
+//! for each child, fires a kill when the child overstays.
+
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use ractor::concurrency::JoinHandle;
+use ractor::{
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SpawnErr,
+    SupervisionEvent,
+};
+
+use crate::core::{ChildCounts, ChildError, ChildInfo, Report, StartFailure};
+use crate::exit::ExitReason;
+use crate::introspect;
+use crate::shutdown;
+use crate::spec::{panic_text, BoxError, ChildSpec, Shutdown, SpecError, Start, StartInfo};
+
+const T: &str = "canopy::supervisor";
+
+// -------------------------------------------------------------------------------------------------
+// What a core asks of the shell
+
+/// A command of either core, in the shell's terms.
+pub(crate) enum Cmd<J> {
+    /// Run a start function (described by the behaviour's job) and report with `started`.
+    Start(J),
+    /// Stop one child by its policy and report with `terminated`.
+    Terminate {
+        id: String,
+        pid: ActorCell,
+        shutdown: Shutdown,
+    },
+    /// Stop all of these at once and report with `terminated_all`, in the same order.
+    TerminateAll(Vec<(String, ActorCell, Shutdown)>),
+    /// The operation is over.
+    Done(Done),
+}
+
+/// How an operation ended, in the shell's terms.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// Start-up finished.
+    Ready,
+    /// A child failed during start-up; the ones started before it were stopped.
+    InitFailed { id: String, reason: String },
+    /// Nothing more to do, unless a restart must be come back to.
+    Idle(Option<RetryAt>),
+    /// Every child is down; the supervisor exits with this reason.
+    Exit(ExitReason),
+    /// The answer to a child management call.
+    Reply(Result<Option<ActorCell>, ChildError>),
+}
+
+/// A restart the shell must come back to: after `after`, it calls the behaviour's `retry_due` with
+/// this key and generation (a timer whose generation is no longer the child's does nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RetryAt {
+    pub(crate) key: RetryKey,
+    pub(crate) after: Duration,
+    pub(crate) generation: u64,
+}
+
+/// Which child a retry is for: a static child by id, a dynamic one by key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum RetryKey {
+    Id(String),
+    Key(u64),
+}
+
+impl fmt::Display for RetryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RetryKey::Id(id) => f.write_str(id),
+            RetryKey::Key(key) => write!(f, "{key}"),
+        }
+    }
+}
+
+/// A child management call that may start an operation.
+pub(crate) enum Api {
+    /// Static: add and start this child.
+    StartSpec(ChildSpec),
+    /// Dynamic: start a child with these arguments (boxed, since the message type is shared).
+    StartArgs(Box<dyn Any + Send>),
+    /// Static: stop a child by id.
+    TerminateId(String),
+    /// Dynamic: stop a child by its cell.
+    TerminateCell(ActorCell),
+    /// Static: start a stopped child again.
+    RestartId(String),
+}
+
+/// A question answered from the core's state, without an operation.
+pub(crate) enum Query {
+    WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
+    /// Static: by id.
+    WhichChildId(String, RpcReplyPort<Option<ChildInfo>>),
+    /// Dynamic: by cell.
+    WhichChildCell(ActorCell, RpcReplyPort<Option<ChildInfo>>),
+    CountChildren(RpcReplyPort<ChildCounts>),
+    GetChildSpec(String, RpcReplyPort<Option<ChildSpec>>),
+    DeleteChild(String, RpcReplyPort<Result<(), ChildError>>),
+}
+
+/// One kind of supervisor, seen by the shell: its core's events and results, in the shell's terms.
+/// Every method takes the core's lock for the instant of one decision.
+pub(crate) trait Behaviour: Send + Sync + Sized + 'static {
+    /// What a start command carries (a child spec, or a dynamic child's arguments).
+    type Job: Send;
+    /// A future that runs the start function for `job`, as a child of `sup`.
+    fn start(&self, job: Self::Job, sup: ActorCell) -> BoxFuture<'static, Result<Start, BoxError>>;
+    /// Start-up.
+    fn init(&self) -> Cmd<Self::Job>;
+    /// A child exited; `None` if it is not a current child.
+    fn child_exited(
+        &self,
+        pid: &ActorCell,
+        reason: ExitReason,
+        now: std::time::Instant,
+    ) -> Option<Cmd<Self::Job>>;
+    /// A queued retry came up; `None` if it is stale.
+    fn retry_due(
+        &self,
+        key: &RetryKey,
+        generation: u64,
+        now: std::time::Instant,
+    ) -> Option<Cmd<Self::Job>>;
+    /// Stop every child and exit with `reason`.
+    fn shutdown(&self, reason: ExitReason) -> Cmd<Self::Job>;
+    /// The result of the last start.
+    fn started(&self, result: Result<Option<ActorCell>, StartFailure>) -> Cmd<Self::Job>;
+    /// The result of the last single stop.
+    fn terminated(&self, reason: Option<ExitReason>) -> Cmd<Self::Job>;
+    /// The results of the last stop of many, in order.
+    fn terminated_all(&self, reasons: Vec<Option<ExitReason>>) -> Cmd<Self::Job>;
+    /// A child management call.
+    fn api(&self, call: Api) -> Cmd<Self::Job>;
+    /// A question about the children.
+    fn query(&self, query: Query);
+    /// Reports gathered since the last call.
+    fn take_reports(&self) -> Vec<Report>;
+    /// True while any child runs.
+    fn has_running_children(&self) -> bool;
+    /// How many children wait for a restart (logged when a stop cancels them).
+    fn pending_restarts(&self) -> usize;
+}
+
+// -------------------------------------------------------------------------------------------------
+// The actor
+
+/// The supervisor actor: one type for every behaviour.
+pub(crate) struct Shell<B>(std::marker::PhantomData<fn() -> B>);
+
+/// The mailbox of every canopy supervisor, static or dynamic.
+pub(crate) struct SupervisorMsg(pub(crate) Request);
+
+pub(crate) enum Request {
+    /// A call that may start an operation, with where its answer goes.
+    Api(Api, ReplyTo),
+    Query(Query),
+    /// Stop every child in order, then exit with this reason: OTP's `EXIT` from the parent, which a
+    /// supervisor handles in mailbox order.
+    Shutdown(ExitReason),
+    /// A retry whose time has come (OTP's `try_again_restart`, or a backed-off restart).
+    Retry(RetryKey, u64),
+    /// The kill timer of an operation fired (a stale generation does nothing).
+    KillDue(u64),
+    /// A child that had unlinked itself is gone (its exit event will never come).
+    Gone(ActorId),
+}
+
+/// Where the answer to an [`Api`] call goes.
+pub(crate) enum ReplyTo {
+    Started(RpcReplyPort<Result<StartedChild, ChildError>>),
+    Unit(RpcReplyPort<Result<(), ChildError>>),
+}
+
+/// A task that sends the supervisor a message when its time comes.
+type Timer = JoinHandle<Result<(), MessagingErr<SupervisorMsg>>>;
+
+/// What the shell is given to start a supervisor.
+pub(crate) struct Init<B> {
+    pub(crate) path: String,
+    /// Builds the behaviour, and so decides the spec, inside the new actor. `Ok(None)` is "ignore".
+    pub(crate) make: Box<dyn FnOnce() -> Result<Option<B>, StartError> + Send>,
+    /// Reads the behaviour's children for the shared tree.
+    pub(crate) children: fn(&B) -> Arc<dyn introspect::Children>,
+    /// A dynamic supervisor's argument type, so that a typed reference can check it.
+    pub(crate) args: Option<std::any::TypeId>,
+}
+
+/// The shell's state around one behaviour.
+pub(crate) struct State<B: Behaviour> {
+    b: B,
+    node: Arc<introspect::Node>,
+    /// Info attached by the last start function, for the API reply.
+    last_info: Option<StartInfo>,
+    /// The operation waiting for exits, if any.
+    op: Option<Op>,
+    /// What arrived while an operation was waiting, in arrival order.
+    deferred: VecDeque<Deferred>,
+    /// Backed-off retries waiting for their time, by child, with their generation; aborted when
+    /// the supervisor stops.
+    retries: HashMap<RetryKey, (u64, Timer)>,
+    kill: KillTimer,
+    /// Set once the supervisor has decided to exit: nothing queued behind that is acted on.
+    exiting: bool,
+}
+
+enum Deferred {
+    Exit(ActorCell, ExitReason),
+    Request(Request),
+}
+
+/// An operation suspended while it waits for children to exit.
+struct Op {
+    wait: Wait,
+    then: Then,
+}
+
+/// What to do with an operation's outcome.
+enum Then {
+    /// A call: reply to it.
+    Reply(ReplyTo),
+    /// Anything else: queue its retry or exit.
+    Background,
+}
+
+enum Wait {
+    /// One child (`terminated`).
+    One {
+        id: String,
+        pid: ActorCell,
+        shutdown: Shutdown,
+        deadline: Option<tokio::time::Instant>,
+    },
+    /// Many children at once (`terminated_all`), each with its own kill deadline.
+    All {
+        children: Vec<(String, ActorCell, Shutdown)>,
+        reasons: Vec<Option<ExitReason>>,
+        deadlines: Vec<Option<tokio::time::Instant>>,
+        left: usize,
+    },
+}
+
+impl Wait {
+    /// The earliest kill deadline of a child still waited for.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        match self {
+            Wait::One { deadline, .. } => *deadline,
+            Wait::All {
+                reasons, deadlines, ..
+            } => reasons
+                .iter()
+                .zip(deadlines)
+                .filter(|(reason, _)| reason.is_none())
+                .filter_map(|(_, deadline)| *deadline)
+                .min(),
+        }
+    }
+}
+
+/// The deadline by which a child stopped under `policy` is killed, if any. A grace too long to
+/// add to the clock means no bound.
+fn kill_deadline(policy: Shutdown) -> Option<tokio::time::Instant> {
+    match policy {
+        Shutdown::Timeout(grace) | Shutdown::Drain(grace) => {
+            tokio::time::Instant::now().checked_add(grace)
+        }
+        Shutdown::BrutalKill | Shutdown::Infinity => None,
+    }
+}
+
+/// One kill timer per supervisor. It is armed for the earliest deadline in force and, when it fires,
+/// either kills what overstayed or re-arms for the current deadline: children that stop in time
+/// (nearly all of them) cost no timer of their own.
+#[derive(Default)]
+struct KillTimer {
+    armed_for: Option<tokio::time::Instant>,
+    generation: u64,
+    task: Option<Timer>,
+}
+
+impl KillTimer {
+    fn arm(&mut self, myself: &ActorCell, deadline: tokio::time::Instant) {
+        if self.armed_for.is_some_and(|at| at <= deadline) {
+            return;
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.generation = self.generation.wrapping_add(1);
+        self.armed_for = Some(deadline);
+        let generation = self.generation;
+        let me: ActorRef<SupervisorMsg> = myself.clone().into();
+        let wait = deadline.saturating_duration_since(tokio::time::Instant::now());
+        self.task = Some(me.send_after(wait, move || SupervisorMsg(Request::KillDue(generation))));
+    }
+
+    fn cancel(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        self.armed_for = None;
+    }
+}
+
+/// Why a supervisor did not start.
+///
+/// ```
+/// let e = canopy::StartError::ChildFailed { id: "db".into(), reason: "refused".into() };
+/// assert_eq!(e.to_string(), "failed to start child `db`: refused");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartError {
+    /// The spec is invalid; no child was started.
+    Spec(SpecError),
+    /// A child failed to start; the ones started before it were stopped in reverse order
+    /// (OTP's `{shutdown, {failed_to_start_child, Id, Reason}}`).
+    ChildFailed {
+        /// The child that failed.
+        id: String,
+        /// What its start function reported.
+        reason: String,
+    },
+    /// The init function of a supervisor failed or panicked.
+    Init(String),
+    /// ractor refused to spawn the supervisor (for example, its parent is stopping).
+    Spawn(String),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Spec(e) => write!(f, "invalid supervisor spec: {e}"),
+            StartError::ChildFailed { id, reason } => {
+                write!(f, "failed to start child `{id}`: {reason}")
+            }
+            StartError::Init(reason) => write!(f, "supervisor init failed: {reason}"),
+            StartError::Spawn(reason) => write!(f, "could not spawn the supervisor: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// What a successful `start_child` or `restart_child` gives back.
+///
+/// ```
+/// # async fn demo(sup: canopy::SupervisorRef, spec: canopy::ChildSpec) -> Result<(), canopy::ChildError> {
+/// let started = sup.start_child(spec).await?;
+/// match started.cell {
+///     Some(cell) => println!("running as {}", cell.get_id()),
+///     None => println!("the child ignored its start"),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct StartedChild {
+    /// The child's cell, or `None` when its start function returned [`Start::Ignore`].
+    pub cell: Option<ActorCell>,
+    /// What the start function attached with [`Start::with_info`].
+    pub info: Option<StartInfo>,
+}
+
+impl StartedChild {
+    /// The attached information, if it is a `T`.
+    ///
+    /// ```
+    /// # fn demo(started: canopy::StartedChild) {
+    /// let port: Option<&u16> = started.info_as::<u16>();
+    /// # }
+    /// ```
+    pub fn info_as<T: 'static>(&self) -> Option<&T> {
+        self.info.as_ref().and_then(|i| i.downcast_ref::<T>())
+    }
+}
+
+/// The marker a supervisor's `pre_start` fails with when its init said "ignore".
+#[derive(Debug)]
+struct Ignored;
+impl fmt::Display for Ignored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ignored")
+    }
+}
+impl std::error::Error for Ignored {}
+
+/// Spawns a supervisor with behaviour `B`, linked to `parent` if given. `Ok(None)` if its init said
+/// "ignore".
+pub(crate) async fn spawn<B: Behaviour>(
+    init: Init<B>,
+    parent: Option<ActorCell>,
+) -> Result<Option<AnySupervisorRef>, StartError> {
+    let me = Shell::<B>(std::marker::PhantomData);
+    let spawned = match parent {
+        Some(parent) => Actor::spawn_linked(None, me, init, parent).await,
+        None => Actor::spawn(None, me, init).await,
+    };
+    match spawned {
+        Ok((actor, _)) => Ok(Some(AnySupervisorRef { actor })),
+        Err(SpawnErr::StartupFailed(err)) => {
+            if err.is::<Ignored>() {
+                return Ok(None);
+            }
+            match err.downcast::<StartError>() {
+                Ok(e) => Err(*e),
+                Err(other) => Err(StartError::Init(other.to_string())),
+            }
+        }
+        Err(other) => Err(StartError::Spawn(other.to_string())),
+    }
+}
+
+/// The path of a child `name` of the supervisor `parent` (just `/name` if `parent` is not one).
+pub(crate) fn child_path(parent: &ActorCell, name: &str) -> String {
+    format!("{}/{name}", introspect::path_of(parent).unwrap_or_default())
+}
+
+impl<B: Behaviour> Actor for Shell<B> {
+    type Msg = SupervisorMsg;
+    type State = State<B>;
+    type Arguments = Init<B>;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        init: Init<B>,
+    ) -> Result<State<B>, ActorProcessingErr> {
+        let Init {
+            path,
+            make,
+            children,
+            args,
+        } = init;
+        let b = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) => return Err(Box::new(Ignored)),
+            Ok(Err(e)) => return Err(Box::new(e)),
+            Err(panic) => {
+                return Err(Box::new(StartError::Init(format!(
+                    "init panicked: {}",
+                    panic_text(&panic)
+                ))))
+            }
+        };
+        let node = Arc::new(introspect::Node::new(
+            path,
+            myself.get_cell(),
+            children(&b),
+            args,
+        ));
+        // Registered before the children start, so that child supervisors find their parent's path.
+        introspect::register(node.clone());
+        let mut state = State {
+            b,
+            node,
+            last_info: None,
+            op: None,
+            deferred: VecDeque::new(),
+            retries: HashMap::new(),
+            kill: KillTimer::default(),
+            exiting: false,
+        };
+        let first = state.b.init();
+        match drive_inline(&myself, &mut state, first).await {
+            Done::Ready => Ok(state),
+            other => {
+                introspect::unregister(&myself.get_id());
+                match other {
+                    Done::InitFailed { id, reason } => {
+                        Err(Box::new(StartError::ChildFailed { id, reason }))
+                    }
+                    other => Err(format!("unexpected start-up outcome {other:?}").into()),
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        SupervisorMsg(request): SupervisorMsg,
+        state: &mut State<B>,
+    ) -> Result<(), ActorProcessingErr> {
+        match request {
+            // These two belong to the operation in progress and are never deferred.
+            Request::KillDue(generation) => state.kill_due(&myself, generation),
+            Request::Gone(id) => {
+                if let Some(cell) = state.waited_for(&id) {
+                    // It had unlinked itself, so no exit event will come: it stopped as asked.
+                    state.exited(&myself, &cell, None).await;
+                }
+            }
+            // Calls that come after the decision to exit get no answer: their callers see the
+            // supervisor down.
+            _ if state.exiting => {}
+            other if state.op.is_some() => state.deferred.push_back(Deferred::Request(other)),
+            other => state.request(&myself, other).await,
+        }
+        state.run_deferred(&myself).await;
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        event: SupervisionEvent,
+        state: &mut State<B>,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some((cell, reason)) = ExitReason::from_event(&event) else {
+            return Ok(());
+        };
+        if state.exiting {
+            // Every child was stopped before the decision to exit: this is a stranger's.
+            return Ok(());
+        }
+        if state.waited_for(&cell.get_id()).is_some() {
+            state.exited(&myself, cell, Some(reason)).await;
+        } else if state.op.is_some() {
+            state
+                .deferred
+                .push_back(Deferred::Exit(cell.clone(), reason));
+        } else {
+            state.child_exited(&myself, cell, reason).await;
+        }
+        state.run_deferred(&myself).await;
+        Ok(())
+    }
+
+    async fn post_stop(
+        &self,
+        myself: ActorRef<SupervisorMsg>,
+        state: &mut State<B>,
+    ) -> Result<(), ActorProcessingErr> {
+        state.cancel_retries();
+        state.kill.cancel();
+        // Calls still queued get no answer: their callers see the supervisor down.
+        state.deferred.clear();
+        state.op = None;
+        let pending = state.b.pending_restarts();
+        if pending > 0 {
+            tracing::info!(
+                target: T,
+                supervisor = %state.node.path,
+                children = pending,
+                "shutting down: restarts still pending are cancelled"
+            );
+        }
+        // Reached with children still running only when ractor's own stop was sent (from outside
+        // canopy, or in the middle of an operation). The ordered teardown must finish here: once
+        // post_stop returns, ractor kills whatever is still linked, in no particular order.
+        if state.b.has_running_children() {
+            let cmd = state.b.shutdown(ExitReason::Shutdown);
+            drive_inline(&myself, state, cmd).await;
+        }
+        introspect::unregister(&myself.get_id());
+        state.node.changed();
+        Ok(())
+    }
+}
+
+impl<B: Behaviour> State<B> {
+    /// The cell of a child the suspended operation waits for, by actor id.
+    fn waited_for(&self, id: &ActorId) -> Option<ActorCell> {
+        match &self.op.as_ref()?.wait {
+            Wait::One { pid, .. } => (pid.get_id() == *id).then(|| pid.clone()),
+            Wait::All {
+                children, reasons, ..
+            } => children
+                .iter()
+                .zip(reasons)
+                .find(|((_, pid, _), reason)| reason.is_none() && pid.get_id() == *id)
+                .map(|((_, pid, _), _)| pid.clone()),
+        }
+    }
+
+    async fn request(&mut self, myself: &ActorRef<SupervisorMsg>, request: Request) {
+        match request {
+            Request::Api(call, reply) => {
+                let cmd = self.b.api(call);
+                self.step(myself, cmd, Then::Reply(reply)).await;
+            }
+            Request::Query(query) => self.b.query(query),
+            Request::Shutdown(reason) => {
+                self.cancel_retries();
+                let cmd = self.b.shutdown(reason);
+                self.step(myself, cmd, Then::Background).await;
+            }
+            Request::Retry(key, generation) => {
+                if self
+                    .retries
+                    .get(&key)
+                    .is_some_and(|(g, _)| *g == generation)
+                {
+                    self.retries.remove(&key);
+                }
+                match self.b.retry_due(&key, generation, now()) {
+                    Some(cmd) => self.step(myself, cmd, Then::Background).await,
+                    None => tracing::debug!(
+                        target: T,
+                        supervisor = %self.node.path,
+                        child = %key,
+                        generation,
+                        "stale retry: the child is no longer waiting for this one"
+                    ),
+                }
+            }
+            Request::KillDue(_) | Request::Gone(_) => {}
+        }
+    }
+
+    async fn child_exited(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        cell: &ActorCell,
+        reason: ExitReason,
+    ) {
+        match self.b.child_exited(cell, reason.clone(), now()) {
+            Some(cmd) => self.step(myself, cmd, Then::Background).await,
+            None => tracing::debug!(
+                target: T,
+                supervisor = %self.node.path,
+                actor = %cell.get_id(),
+                %reason,
+                "exit of an actor that is not a current child"
+            ),
+        }
+    }
+
+    /// Handles what arrived while an operation waited, until another one waits or nothing is left.
+    async fn run_deferred(&mut self, myself: &ActorRef<SupervisorMsg>) {
+        while self.op.is_none() && !self.exiting {
+            match self.deferred.pop_front() {
+                Some(Deferred::Exit(cell, reason)) => {
+                    self.child_exited(myself, &cell, reason).await
+                }
+                Some(Deferred::Request(request)) => self.request(myself, request).await,
+                None => break,
+            }
+        }
+    }
+
+    /// A deferred exit of `pid`, taken out of the queue: the child exited by itself before the
+    /// operation that now stops it began.
+    fn take_deferred_exit(&mut self, pid: &ActorCell) -> Option<ExitReason> {
+        let at = self
+            .deferred
+            .iter()
+            .position(|d| matches!(d, Deferred::Exit(cell, _) if cell.get_id() == pid.get_id()))?;
+        match self.deferred.remove(at) {
+            Some(Deferred::Exit(_, reason)) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Carries out commands until the operation is done or must wait for exits.
+    async fn step(&mut self, myself: &ActorRef<SupervisorMsg>, mut cmd: Cmd<B::Job>, then: Then) {
+        let sup = myself.get_cell();
+        loop {
+            cmd = match cmd {
+                Cmd::Start(job) => {
+                    let result = self.run_start(&sup, job).await;
+                    self.b.started(result)
+                }
+                Cmd::Terminate { id, pid, shutdown } => {
+                    if let Some(reason) = self.take_deferred_exit(&pid) {
+                        log_stop(&self.node.path, &id, shutdown, Some(&reason));
+                        self.b.terminated(Some(reason))
+                    } else {
+                        signal(&pid, shutdown);
+                        if !linked_to(&pid, &sup) {
+                            // It unlinked itself: its exit event will not come to us.
+                            self.watch_cell(myself, &pid);
+                        }
+                        let deadline = kill_deadline(shutdown);
+                        self.suspend(
+                            myself,
+                            Wait::One {
+                                id,
+                                pid,
+                                shutdown,
+                                deadline,
+                            },
+                            then,
+                        );
+                        return;
+                    }
+                }
+                Cmd::TerminateAll(children) => {
+                    let mut reasons = vec![None; children.len()];
+                    let mut deadlines = vec![None; children.len()];
+                    let mut left = 0;
+                    for (i, (id, pid, shutdown)) in children.iter().enumerate() {
+                        if let Some(reason) = self.take_deferred_exit(pid) {
+                            log_stop(&self.node.path, id, *shutdown, Some(&reason));
+                            reasons[i] = Some(reason);
+                            continue;
+                        }
+                        // Every child is signalled before anyone is waited for: that is what makes
+                        // the stop parallel.
+                        signal(pid, *shutdown);
+                        if !linked_to(pid, &sup) {
+                            self.watch_cell(myself, pid);
+                        }
+                        deadlines[i] = kill_deadline(*shutdown);
+                        left += 1;
+                    }
+                    if left == 0 {
+                        self.b.terminated_all(reasons)
+                    } else {
+                        self.suspend(
+                            myself,
+                            Wait::All {
+                                children,
+                                reasons,
+                                deadlines,
+                                left,
+                            },
+                            then,
+                        );
+                        return;
+                    }
+                }
+                Cmd::Done(done) => {
+                    self.finish(myself, done, then);
+                    return;
+                }
+            };
+        }
+    }
+
+    fn suspend(&mut self, myself: &ActorRef<SupervisorMsg>, wait: Wait, then: Then) {
+        if let Some(deadline) = wait.deadline() {
+            self.kill.arm(&myself.get_cell(), deadline);
+        }
+        self.op = Some(Op { wait, then });
+    }
+
+    /// A child the suspended operation waits for has exited, with its own reason (`None`: it had
+    /// unlinked itself and its reason could not be seen).
+    async fn exited(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        cell: &ActorCell,
+        reason: Option<ExitReason>,
+    ) {
+        let Some(op) = self.op.as_mut() else {
+            return;
+        };
+        let cmd = match &mut op.wait {
+            Wait::One { id, shutdown, .. } => {
+                log_stop(&self.node.path, id, *shutdown, reason.as_ref());
+                self.b.terminated(reason)
+            }
+            Wait::All {
+                children,
+                reasons,
+                left,
+                ..
+            } => {
+                let Some(i) = children
+                    .iter()
+                    .zip(reasons.iter())
+                    .position(|((_, pid, _), r)| r.is_none() && pid.get_id() == cell.get_id())
+                else {
+                    return;
+                };
+                let (id, _, shutdown) = &children[i];
+                log_stop(&self.node.path, id, *shutdown, reason.as_ref());
+                // An unseen reason still counts the child as stopped.
+                reasons[i] = Some(reason.unwrap_or(ExitReason::Shutdown));
+                *left -= 1;
+                if *left > 0 {
+                    return;
+                }
+                let reasons = std::mem::take(reasons);
+                self.b.terminated_all(reasons)
+            }
+        };
+        let Some(Op { then, .. }) = self.op.take() else {
+            return;
+        };
+        self.step(myself, cmd, then).await;
+    }
+
+    /// The kill timer fired: kill what overstayed its policy, or wait on for a later deadline.
+    fn kill_due(&mut self, myself: &ActorRef<SupervisorMsg>, generation: u64) {
+        if generation != self.kill.generation {
+            return;
+        }
+        self.kill.armed_for = None;
+        self.kill.task = None;
+        let Some(op) = self.op.as_ref() else {
+            return;
+        };
+        let Some(deadline) = op.wait.deadline() else {
+            return;
+        };
+        if tokio::time::Instant::now() < deadline {
+            self.kill.arm(&myself.get_cell(), deadline);
+            return;
+        }
+        // The exit events of the killed children come back with ractor's `killed`.
+        let now = tokio::time::Instant::now();
+        match &op.wait {
+            Wait::One { pid, .. } => pid.kill(),
+            Wait::All {
+                children,
+                reasons,
+                deadlines,
+                ..
+            } => {
+                for (((_, pid, _), reason), at) in children.iter().zip(reasons).zip(deadlines) {
+                    if reason.is_none() && at.is_some_and(|at| at <= now) {
+                        pid.kill();
+                    }
+                }
+            }
+        }
+        if let Some(next) = op.wait.deadline().filter(|at| *at > now) {
+            self.kill.arm(&myself.get_cell(), next);
+        }
+    }
+
+    /// A child that unlinked itself: a task tells the supervisor when its cell is gone.
+    fn watch_cell(&self, myself: &ActorRef<SupervisorMsg>, pid: &ActorCell) {
+        let me = myself.clone();
+        let pid = pid.clone();
+        tokio::spawn(async move {
+            pid.wait(None).await.ok();
+            let _ = me.send_message(SupervisorMsg(Request::Gone(pid.get_id())));
+        });
+    }
+
+    /// An operation is over: logs its reports, then replies, queues its retry or exits.
+    fn finish(&mut self, myself: &ActorRef<SupervisorMsg>, done: Done, then: Then) {
+        self.node.changed();
+        for report in self.b.take_reports() {
+            log_report(&self.node.path, &report);
+        }
+        let done = match then {
+            Then::Reply(reply) => {
+                let result = match done {
+                    Done::Reply(result) => result,
+                    other => {
+                        self.after(myself, other);
+                        Err(ChildError::SupervisorDown)
+                    }
+                };
+                match reply {
+                    ReplyTo::Started(port) => {
+                        let info = self.last_info.take();
+                        let _ = port.send(result.map(|cell| StartedChild { cell, info }));
+                    }
+                    ReplyTo::Unit(port) => {
+                        let _ = port.send(result.map(|_| ()));
+                    }
+                }
+                return;
+            }
+            Then::Background => done,
+        };
+        self.after(myself, done);
+    }
+
+    /// What an operation leaves to do: a retry to queue, or the supervisor's own exit.
+    fn after(&mut self, myself: &ActorRef<SupervisorMsg>, done: Done) {
+        match done {
+            Done::Idle(Some(retry)) => {
+                let RetryAt {
+                    key,
+                    after,
+                    generation,
+                } = retry;
+                if after.is_zero() {
+                    // Behind everything already queued (OTP's try_again_restart). A closed
+                    // mailbox means the supervisor is stopping and the retry no longer matters.
+                    let _ = myself.send_message(SupervisorMsg(Request::Retry(key, generation)));
+                } else {
+                    log_backoff(&self.node.path, &key, after);
+                    let message_key = key.clone();
+                    let timer = myself.send_after(after, move || {
+                        SupervisorMsg(Request::Retry(message_key, generation))
+                    });
+                    // A newer wait makes the older one stale; its timer need not fire.
+                    if let Some((_, old)) = self.retries.insert(key, (generation, timer)) {
+                        old.abort();
+                    }
+                }
+            }
+            Done::Exit(reason) => {
+                self.exiting = true;
+                self.deferred.clear();
+                self.cancel_retries();
+                myself.get_cell().stop(Some(reason.encode()))
+            }
+            Done::Ready | Done::InitFailed { .. } | Done::Reply(_) | Done::Idle(None) => {}
+        }
+    }
+
+    fn cancel_retries(&mut self) {
+        for (_, (_, timer)) in self.retries.drain() {
+            timer.abort();
+        }
+    }
+
+    /// Runs a start function and reads its result for the core.
+    async fn run_start(
+        &mut self,
+        sup: &ActorCell,
+        job: B::Job,
+    ) -> Result<Option<ActorCell>, StartFailure> {
+        let b = &self.b;
+        let result = run_start(sup, || b.start(job, sup.clone())).await;
+        result.map(|start| match start {
+            Start::Started { cell, info } => {
+                self.last_info = info;
+                Some(cell)
+            }
+            Start::Ignore => {
+                self.last_info = None;
+                None
+            }
+        })
+    }
+}
+
+/// True if `child` is linked to `sup`, so its exit event comes to `sup`.
+fn linked_to(child: &ActorCell, sup: &ActorCell) -> bool {
+    child
+        .try_get_supervisor()
+        .is_some_and(|s| s.get_id() == sup.get_id())
+}
+
+/// Asks a child to stop the way `policy` says. A canopy supervisor is asked with a message, so that
+/// it stops its own children in order with their real reasons; anything else gets ractor's stop
+/// (taken between messages), drain (queued messages first) or kill.
+pub(crate) fn signal(child: &ActorCell, policy: Shutdown) {
+    match policy {
+        Shutdown::BrutalKill => child.kill(),
+        Shutdown::Infinity | Shutdown::Timeout(_) | Shutdown::Drain(_) if is_supervisor(child) => {
+            ask_to_stop(child, ExitReason::Shutdown)
+        }
+        Shutdown::Infinity | Shutdown::Timeout(_) => {
+            child.stop(Some(ExitReason::Shutdown.encode()))
+        }
+        Shutdown::Drain(_) => {
+            if child.drain().is_err() {
+                // No mailbox left to drain: it is already stopping.
+                child.stop(Some(ExitReason::Shutdown.encode()));
+            }
+        }
+    }
+}
+
+/// True if `cell` is a canopy supervisor (of either kind).
+pub(crate) fn is_supervisor(cell: &ActorCell) -> bool {
+    cell.get_type_id() == std::any::TypeId::of::<SupervisorMsg>()
+}
+
+/// Asks a canopy supervisor to stop its children in order and exit with `reason`. If its mailbox is
+/// closed it is stopping already; ractor's stop is sent anyway, which does no harm.
+pub(crate) fn ask_to_stop(cell: &ActorCell, reason: ExitReason) {
+    let sent = cell.send_message(SupervisorMsg(Request::Shutdown(reason.clone())));
+    if sent.is_err() {
+        cell.stop(Some(reason.encode()));
+    }
+}
+
+/// Carries out commands with the actor's loop not running (start-up, and ractor's stop): each stop
+/// waits on the child's cell, since exit events cannot be received here.
+async fn drive_inline<B: Behaviour>(
+    myself: &ActorRef<SupervisorMsg>,
+    state: &mut State<B>,
+    mut cmd: Cmd<B::Job>,
+) -> Done {
+    let sup = myself.get_cell();
+    let mut timer = shutdown::ShutdownTimer::default();
+    let done = loop {
+        cmd = match cmd {
+            Cmd::Start(job) => {
+                let result = state.run_start(&sup, job).await;
+                state.b.started(result)
+            }
+            Cmd::Terminate { id, pid, shutdown } => {
+                let reason = shutdown::terminate_timed(&pid, shutdown, &mut timer).await;
+                log_stop(&state.node.path, &id, shutdown, reason.as_ref());
+                state.b.terminated(reason)
+            }
+            Cmd::TerminateAll(children) => {
+                let cells: Vec<(ActorCell, Shutdown)> = children
+                    .iter()
+                    .map(|(_, cell, policy)| (cell.clone(), *policy))
+                    .collect();
+                let reasons = shutdown::terminate_all(&cells).await;
+                for ((id, _, policy), reason) in children.iter().zip(&reasons) {
+                    log_stop(&state.node.path, id, *policy, reason.as_ref());
+                }
+                state.b.terminated_all(reasons)
+            }
+            Cmd::Done(done) => break done,
+        };
+    };
+    state.node.changed();
+    for report in state.b.take_reports() {
+        log_report(&state.node.path, &report);
+    }
+    done
+}
+
+/// The time a core is given: tokio's clock, so that a paused test clock drives backoff and the
+/// restart window alike.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// One line per child the supervisor stops, in the order it stops them: the audit trail of an
+/// ordered shutdown. A kill the policy did not ask for is a warning at once; the `shutdown_error`
+/// report follows when the operation ends.
+fn log_stop(sup: &str, id: &str, policy: Shutdown, reason: Option<&ExitReason>) {
+    let path = format_args!("{sup}/{id}");
+    match reason {
+        Some(ExitReason::Killed) if policy != Shutdown::BrutalKill => tracing::warn!(
+            target: T, %path, reason = "killed", ?policy,
+            "child stopped"
+        ),
+        Some(reason @ (ExitReason::Error(_) | ExitReason::Normal)) => {
+            tracing::warn!(target: T, %path, %reason, ?policy, "child stopped")
+        }
+        Some(reason) => tracing::debug!(target: T, %path, %reason, "child stopped"),
+        None => tracing::debug!(target: T, %path, reason = "exited by itself", "child stopped"),
+    }
+}
+
+/// A restart put off by its backoff: logged when it is scheduled, so a crash loop being slowed down
+/// shows in the logs with the delay it was given.
+fn log_backoff(sup: &str, child: &RetryKey, delay: Duration) {
+    tracing::warn!(
+        target: T,
+        supervisor = %sup,
+        child = %child,
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "restart delayed by backoff"
+    );
+}
+
+fn log_report(sup: &str, report: &Report) {
+    match report {
+        Report::ChildTerminated { id, reason } => {
+            tracing::error!(target: T, supervisor = %sup, child = %id, %reason, "child_terminated")
+        }
+        Report::StartError { id, reason } => {
+            tracing::error!(target: T, supervisor = %sup, child = %id, %reason, "start_error")
+        }
+        Report::ShutdownError { id, reason } => {
+            tracing::error!(target: T, supervisor = %sup, child = %id, %reason, "shutdown_error")
+        }
+        Report::ReachedMaxRestartIntensity { id } => tracing::error!(
+            target: T, supervisor = %sup, child = %id, "reached_max_restart_intensity; shutting down"
+        ),
+        Report::AutoShutdown { id } => tracing::info!(
+            target: T, supervisor = %sup, child = %id, "significant child exited; auto-shutdown"
+        ),
+        Report::RestartIgnored { id } => tracing::info!(
+            target: T, supervisor = %sup, child = %id, "restart returned ignore; child removed"
+        ),
+    }
+}
+
+/// Runs a start function (`start` calls it and gives its future); makes sure the child is linked to
+/// `sup`, and reads a name clash as `already_started`. A panic, in the call or in the future, is a
+/// start failure, never the supervisor's own.
+async fn run_start<F>(sup: &ActorCell, start: F) -> Result<Start, StartFailure>
+where
+    F: FnOnce() -> BoxFuture<'static, Result<Start, BoxError>>,
+{
+    let fut = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(start)) {
+        Ok(fut) => fut,
+        Err(panic) => {
+            return Err(StartFailure::Error(format!(
+                "start function panicked: {}",
+                panic_text(&panic)
+            )))
+        }
+    };
+    let start = match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(Ok(start)) => start,
+        Ok(Err(err)) => return Err(start_failure(err)),
+        Err(panic) => {
+            return Err(StartFailure::Error(format!(
+                "start function panicked: {}",
+                panic_text(&panic)
+            )))
+        }
+    };
+    if let Start::Started { cell, .. } = &start {
+        if !linked_to(cell, sup) {
+            // The start function must link the child (OTP's contract); do it for it, since an
+            // unlinked child's exit would never reach us.
+            cell.link(sup.clone());
+            if !linked_to(cell, sup) {
+                return Err(StartFailure::Error(
+                    "the child exited before it could be linked to its supervisor".into(),
+                ));
+            }
+        }
+    }
+    Ok(start)
+}
+
+fn start_failure(err: BoxError) -> StartFailure {
+    match err.downcast::<SpawnErr>() {
+        Ok(spawn_err) => match *spawn_err {
+            SpawnErr::StartupFailed(inner) => StartFailure::Error(inner.to_string()),
+            SpawnErr::ActorAlreadyRegistered(name) => {
+                match ractor::registry::where_is(name.clone()) {
+                    Some(holder) => StartFailure::AlreadyStarted(holder),
+                    None => StartFailure::Error(format!("name `{name}` is already registered")),
+                }
+            }
+            other => StartFailure::Error(other.to_string()),
+        },
+        Err(err) => StartFailure::Error(err.to_string()),
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// References
+
+/// A reference to any running canopy supervisor, static or dynamic: what the two kinds have in
+/// common. [`SupervisorRef`](crate::SupervisorRef) and [`DynamicRef`](crate::DynamicRef) dereference
+/// to it, so these methods are theirs too.
+///
+/// Every call waits for the supervisor, with no time limit, as OTP's do: a supervisor in the middle
+/// of a long restart answers when it is done. A call to a supervisor that is gone returns
+/// [`ChildError::SupervisorDown`].
+///
+/// ```
+/// use canopy::{AnySupervisorRef, Supervisor, SupervisorSpec};
+/// # #[tokio::main] async fn main() {
+/// let sup = Supervisor::start(SupervisorSpec::default()).await.unwrap();
+/// let any = AnySupervisorRef::from_cell(sup.cell()).expect("a canopy supervisor");
+/// assert_eq!(any.count_children().await.unwrap().specs, 0);
+/// any.shutdown().await;
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AnySupervisorRef {
+    pub(crate) actor: ActorRef<SupervisorMsg>,
+}
+
+impl fmt::Debug for AnySupervisorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match introspect::path_of(&self.actor.get_cell()) {
+            Some(path) => write!(f, "supervisor {path}"),
+            None => write!(f, "supervisor {}", self.actor.get_id()),
+        }
+    }
+}
+
+impl AnySupervisorRef {
+    /// The supervisor behind `cell`, if `cell` is a canopy supervisor of either kind.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use canopy::{AnySupervisorRef, Supervisor, SupervisorSpec};
+    /// let sup = Supervisor::start(SupervisorSpec::default()).await.unwrap();
+    /// assert!(AnySupervisorRef::from_cell(sup.cell()).is_some());
+    /// sup.shutdown().await;
+    /// # }
+    /// ```
+    pub fn from_cell(cell: ActorCell) -> Option<AnySupervisorRef> {
+        is_supervisor(&cell).then(|| AnySupervisorRef {
+            actor: ActorRef::from(cell),
+        })
+    }
+
+    /// The supervisor's cell, e.g. to link or monitor it.
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) {
+    /// let cell: ractor::ActorCell = sup.cell();
+    /// # }
+    /// ```
+    pub fn cell(&self) -> ActorCell {
+        self.actor.get_cell()
+    }
+
+    /// The supervisor's actor id.
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) {
+    /// println!("{}", sup.id());
+    /// # }
+    /// ```
+    pub fn id(&self) -> ActorId {
+        self.actor.get_id()
+    }
+
+    /// Its path in the tree (`/app/web`), while it runs.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let sup = canopy::Supervisor::start(canopy::SupervisorSpec::default().name("app")).await.unwrap();
+    /// assert_eq!(sup.path().as_deref(), Some("/app"));
+    /// sup.shutdown().await;
+    /// # }
+    /// ```
+    pub fn path(&self) -> Option<String> {
+        introspect::path_of(&self.actor.get_cell())
+    }
+
+    pub(crate) async fn ask<T: Send + 'static>(
+        &self,
+        request: impl FnOnce(RpcReplyPort<T>) -> Request,
+    ) -> Result<T, ChildError> {
+        match self
+            .actor
+            .call(|reply| SupervisorMsg(request(reply)), None)
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(value)) => Ok(value),
+            _ => Err(ChildError::SupervisorDown),
+        }
+    }
+
+    pub(crate) async fn call_started(&self, call: Api) -> Result<StartedChild, ChildError> {
+        self.ask(|r| Request::Api(call, ReplyTo::Started(r)))
+            .await?
+    }
+
+    pub(crate) async fn call_unit(&self, call: Api) -> Result<(), ChildError> {
+        self.ask(|r| Request::Api(call, ReplyTo::Unit(r))).await?
+    }
+
+    /// Every child, most recently started first (a dynamic child's `id` is its key).
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) -> Result<(), canopy::ChildError> {
+    /// for child in sup.which_children().await? {
+    ///     println!("{} {:?} restarted {} times", child.id, child.status, child.restarts);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn which_children(&self) -> Result<Vec<ChildInfo>, ChildError> {
+        self.ask(|r| Request::Query(Query::WhichChildren(r))).await
+    }
+
+    /// OTP's counts: specs, running children, supervisors and workers. For a dynamic supervisor
+    /// `specs` is 1 and `supervisors`/`workers` count every child by the template's kind.
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) -> Result<(), canopy::ChildError> {
+    /// let counts = sup.count_children().await?;
+    /// println!("{} of {} running", counts.active, counts.specs);
+    /// # Ok(()) }
+    /// ```
+    pub async fn count_children(&self) -> Result<ChildCounts, ChildError> {
+        self.ask(|r| Request::Query(Query::CountChildren(r))).await
+    }
+
+    /// Stops the supervisor gracefully (its children by their policies, a static supervisor's in
+    /// reverse start order) and waits until it is gone.
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) {
+    /// sup.shutdown().await;
+    /// assert!(sup.count_children().await.is_err());
+    /// # }
+    /// ```
+    pub async fn shutdown(&self) {
+        self.stop_and_wait(ExitReason::Shutdown).await
+    }
+
+    /// Stops the supervisor with `reason` after its children, and waits until it is gone.
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) {
+    /// sup.stop_and_wait(canopy::ExitReason::ShutdownWith("maintenance".into())).await;
+    /// # }
+    /// ```
+    pub async fn stop_and_wait(&self, reason: ExitReason) {
+        let cell = self.actor.get_cell();
+        ask_to_stop(&cell, reason);
+        cell.wait(None).await.ok();
+    }
+
+    /// Waits until the supervisor has exited, for whatever reason.
+    ///
+    /// ```
+    /// # async fn demo(sup: canopy::SupervisorRef) {
+    /// sup.wait().await; // returns when the supervisor is gone
+    /// # }
+    /// ```
+    pub async fn wait(&self) {
+        self.actor.get_cell().wait(None).await.ok();
+    }
+}
