@@ -394,12 +394,16 @@ impl<P> Child<P> {
 }
 
 impl<P: Pid> Child<P> {
-    fn info(&self) -> ChildInfo<P> {
+    /// `starting`: the operation in progress will start this child (a one_for_all or
+    /// rest_for_one round that has stopped it and not started it again yet): it shows as
+    /// restarting, not stopped, so that nobody takes it for stopped for good.
+    fn info(&self, starting: bool) -> ChildInfo<P> {
         ChildInfo {
             id: self.spec.id.clone(),
             status: match &self.state {
                 State::Running(p) => ChildStatus::Running(p.clone()),
                 State::Restarting => ChildStatus::Restarting,
+                State::Stopped if starting => ChildStatus::Restarting,
                 State::Stopped | State::Removed => ChildStatus::Stopped,
             },
             kind: self.spec.kind,
@@ -753,12 +757,26 @@ impl<P: Pid> Core<P> {
 
     /// Every child, most recently started first (OTP's order).
     pub fn which_children(&self) -> Vec<ChildInfo<P>> {
-        self.live().rev().map(Child::info).collect()
+        (0..self.children.len())
+            .rev()
+            .filter(|&idx| !matches!(self.children[idx].state, State::Removed))
+            .map(|idx| self.info_at(idx))
+            .collect()
     }
 
     /// One child by id.
     pub fn which_child(&self, id: &str) -> Option<ChildInfo<P>> {
-        self.find(id).map(|idx| self.children[idx].info())
+        self.find(id).map(|idx| self.info_at(idx))
+    }
+
+    fn info_at(&self, idx: usize) -> ChildInfo<P> {
+        let starting = self.op.as_ref().is_some_and(|op| {
+            op.steps
+                .iter()
+                .chain(op.current.iter())
+                .any(|step| matches!(step, Step::Start(i) if *i == idx))
+        });
+        self.children[idx].info(starting)
     }
 
     /// OTP's `count_children`.

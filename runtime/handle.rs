@@ -3,12 +3,19 @@
 //! A ractor `ActorRef` names one incarnation; after a restart it points at a dead actor and every
 //! send to it fails. A [`ChildHandle`] names the child slot instead: it keeps the current incarnation's
 //! `ActorRef` and sends straight to it (one read lock, no extra hop), and when that incarnation is gone
-//! it looks up the new one in the supervisor's shared state. While the child is restarting, a
-//! [`cast`](ChildHandle::cast) or [`call`](ChildHandle::call) waits for the new incarnation, up to a
-//! bound, holding one of a bounded number of slots. Every way a message cannot be delivered is an
-//! error returned to the sender: [`HandleError::Timeout`], [`HandleError::Overflow`], and
+//! it looks up the new one in the supervisor's shared state. A child of a static supervisor is
+//! followed by its path (`/app/web/listener`): when its supervisor, or any supervisor above it, is
+//! restarted, the handle finds the child under the supervisor's next incarnation.
+//!
+//! While the child is restarting, or will be (its supervisor, or one above it, is being restarted),
+//! a [`cast`](ChildHandle::cast) or [`call`](ChildHandle::call) waits for the new incarnation, up to
+//! a bound, holding one of a bounded number of slots. Every way a message cannot be delivered is an
+//! error returned to the sender: [`HandleError::Timeout`], [`HandleError::Overflow`],
+//! [`HandleError::ChildStopped`] at once for a child that is stopped until someone calls
+//! `restart_child` (terminated through the API, or it ignored its start), and
 //! [`HandleError::ChildGone`] once the child is gone for good (removed, a temporary child that
-//! exited, or its supervisor stopped).
+//! exited, or its supervisor stopped for good). A dynamic child is gone with its supervisor: a
+//! dynamic supervisor that is restarted starts with no children.
 //!
 //! What a handle cannot promise, no more than OTP can: a message accepted into a mailbox of an actor
 //! that then crashes before handling it is lost with that actor.
@@ -67,8 +74,8 @@ use ractor::rpc::CallResult;
 use ractor::{ActorCell, ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
 use tokio::sync::{watch, Semaphore};
 
-use crate::core::ChildStatus;
-use crate::introspect::Node;
+use crate::core::{ChildInfo, ChildStatus};
+use crate::introspect::{self, Node};
 use crate::spec::{Restart, SpecError};
 
 /// How long a send waits for a restarting child, and how many sends may wait at once.
@@ -125,8 +132,13 @@ impl HandleOptions {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandleError {
-    /// The child was removed, was temporary and exited, or its supervisor stopped.
+    /// The child was removed, was temporary and exited, or its supervisor stopped for good (a
+    /// dynamic child is gone with its supervisor: a restarted dynamic supervisor starts empty).
     ChildGone,
+    /// The child is stopped and comes back only if someone calls `restart_child` (it was
+    /// terminated through the API, it ignored its start, or it exited and its restart type does not
+    /// restart it); a send fails at once instead of waiting out the bound.
+    ChildStopped,
     /// The child did not come back within the handle's wait bound.
     Timeout(Duration),
     /// Too many sends were already waiting for the child to come back.
@@ -142,6 +154,9 @@ impl fmt::Display for HandleError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HandleError::ChildGone => f.write_str("the child is gone for good"),
+            HandleError::ChildStopped => {
+                f.write_str("the child is stopped until someone calls restart_child")
+            }
             HandleError::Timeout(d) => write!(f, "the child did not come back within {d:?}"),
             HandleError::Overflow(n) => {
                 write!(
@@ -159,16 +174,24 @@ impl fmt::Display for HandleError {
 
 impl std::error::Error for HandleError {}
 
-/// Where a handle finds the current incarnation: a child of a supervisor, by id (a dynamic
-/// child's id is its key).
+/// Where a handle finds the current incarnation: child `id` of the supervisor at `sup_path`.
 struct Slot {
-    node: Weak<Node>,
+    sup_path: String,
     id: String,
+    /// The supervisor last seen at that path, tried before a lookup by path.
+    node: RwLock<Weak<Node>>,
+    /// Follow the path to the next incarnation of the supervisor when this one is gone. A dynamic
+    /// child does not: it is gone with its supervisor's state, arguments and all, and the next
+    /// incarnation's child with the same key is another child.
+    follow: bool,
 }
 
 enum Lookup {
     Running(ActorCell),
+    /// Restarting, or about to be: wait for it.
     Waiting,
+    /// Stopped until someone calls `restart_child`: do not wait.
+    Stopped,
     Gone,
 }
 
@@ -177,30 +200,84 @@ impl Slot {
         &self.id
     }
 
-    fn lookup(&self) -> Lookup {
-        let Some(node) = self.node.upgrade() else {
-            return Lookup::Gone;
-        };
-        if node.cell.get_status() >= ActorStatus::Stopping {
-            return Lookup::Gone;
+    /// The running supervisor of the child, following its path if the one we knew is gone.
+    fn node(&self) -> Option<Arc<Node>> {
+        let known = self.node.read().upgrade();
+        if let Some(node) = known.filter(|n| n.cell.get_status() < ActorStatus::Stopping) {
+            return Some(node);
         }
-        let Some(info) = node.children.child(&self.id) else {
-            return Lookup::Gone;
-        };
-        match info.status {
-            // This incarnation no longer takes messages and the supervisor has not processed its
-            // exit yet: it will restart it.
-            ChildStatus::Running(cell) if cell.get_status() >= ActorStatus::Draining => {
-                Lookup::Waiting
-            }
-            ChildStatus::Running(cell) => Lookup::Running(cell),
-            ChildStatus::Stopped if info.restart == Restart::Temporary => Lookup::Gone,
-            ChildStatus::Restarting | ChildStatus::Stopped => Lookup::Waiting,
+        if !self.follow {
+            return None;
+        }
+        let node = introspect::node_at(&self.sup_path)?;
+        *self.node.write() = Arc::downgrade(&node);
+        Some(node)
+    }
+
+    fn lookup(&self) -> Lookup {
+        match self.node() {
+            Some(node) => status_of(node.children.child(&self.id)),
+            None if self.follow => fate_of(&self.sup_path),
+            None => Lookup::Gone,
         }
     }
 
+    /// What to wait on for a change: the child's supervisor, or while it is down, the nearest
+    /// running supervisor above it, which will start it again.
     fn changes(&self) -> Option<watch::Receiver<u64>> {
-        self.node.upgrade().map(|n| n.changes.subscribe())
+        if let Some(node) = self.node() {
+            return Some(node.changes.subscribe());
+        }
+        if !self.follow {
+            return None;
+        }
+        let mut path = self.sup_path.as_str();
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if parent.is_empty() {
+                return None;
+            }
+            if let Some(node) = introspect::node_at(parent) {
+                return Some(node.changes.subscribe());
+            }
+            path = parent;
+        }
+        None
+    }
+}
+
+/// What a child's entry in its supervisor says about sending to it.
+fn status_of(info: Option<ChildInfo>) -> Lookup {
+    let Some(info) = info else {
+        return Lookup::Gone;
+    };
+    match info.status {
+        // This incarnation no longer takes messages and the supervisor has not processed its exit
+        // yet: it will decide, so wait.
+        ChildStatus::Running(cell) if cell.get_status() >= ActorStatus::Draining => Lookup::Waiting,
+        ChildStatus::Running(cell) => Lookup::Running(cell),
+        ChildStatus::Restarting => Lookup::Waiting,
+        ChildStatus::Stopped if info.restart == Restart::Temporary => Lookup::Gone,
+        ChildStatus::Stopped => Lookup::Stopped,
+    }
+}
+
+/// What became of a supervisor that is not running at `path`: its own supervisor's entry for it
+/// says, or, if that one is down too, the next one up.
+fn fate_of(path: &str) -> Lookup {
+    let Some((parent, name)) = path.rsplit_once('/') else {
+        return Lookup::Gone;
+    };
+    if parent.is_empty() {
+        // A top-level supervisor that is gone has nobody to start it again.
+        return Lookup::Gone;
+    }
+    match introspect::node_at(parent) {
+        Some(node) => match status_of(node.children.child(name)) {
+            // Started again but not registered yet, or about to be: wait.
+            Lookup::Running(_) | Lookup::Waiting => Lookup::Waiting,
+            other => other,
+        },
+        None => fate_of(parent),
     }
 }
 
@@ -339,6 +416,10 @@ impl<M: Message> ChildHandle<M> {
                 Err(HandleError::ChildGone)
             }
             Lookup::Waiting => Ok(None),
+            Lookup::Stopped => {
+                *self.inner.current.write() = None;
+                Err(HandleError::ChildStopped)
+            }
             Lookup::Running(cell) => {
                 if cell.get_type_id() != TypeId::of::<M>() {
                     return Err(HandleError::WrongType);
@@ -366,8 +447,11 @@ impl<M: Message> ChildHandle<M> {
             }
             match tokio::time::timeout_at(deadline, changes.changed()).await {
                 Ok(Ok(())) => continue,
-                // The supervisor is gone with its state.
-                Ok(Err(_)) => return Err(HandleError::ChildGone),
+                // That supervisor is gone with its state: follow the path to whoever decides now.
+                Ok(Err(_)) => match self.inner.slot.changes() {
+                    Some(next) => changes = next,
+                    None => return Err(HandleError::ChildGone),
+                },
                 Err(_) => {
                     // A last look: the exit of a dead incarnation may not have been processed when
                     // we last looked, and no change is signalled for a child that merely died.
@@ -408,13 +492,15 @@ impl crate::supervisor::SupervisorRef {
         id: &str,
         options: HandleOptions,
     ) -> Result<ChildHandle<M>, crate::ChildError> {
-        let node = crate::introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
+        let node = introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
         if node.children.child(id).is_none() {
             return Err(crate::ChildError::NotFound(id.to_string()));
         }
         let slot = Slot {
-            node: Arc::downgrade(&node),
+            sup_path: node.path.clone(),
             id: id.to_string(),
+            node: RwLock::new(Arc::downgrade(&node)),
+            follow: true,
         };
         ChildHandle::new(slot, options).map_err(crate::ChildError::Spec)
     }
@@ -453,7 +539,7 @@ impl<A: crate::dynamic::StartArgs> crate::dynamic::DynamicRef<A> {
         child: &ActorCell,
         options: HandleOptions,
     ) -> Result<ChildHandle<M>, crate::ChildError> {
-        let node = crate::introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
+        let node = introspect::node(&self.id()).ok_or(crate::ChildError::SupervisorDown)?;
         let id = node
             .children
             .which_children()
@@ -462,8 +548,10 @@ impl<A: crate::dynamic::StartArgs> crate::dynamic::DynamicRef<A> {
             .map(|c| c.id)
             .ok_or_else(|| crate::ChildError::NotFound(format!("actor {}", child.get_id())))?;
         let slot = Slot {
-            node: Arc::downgrade(&node),
+            sup_path: node.path.clone(),
             id,
+            node: RwLock::new(Arc::downgrade(&node)),
+            follow: false,
         };
         ChildHandle::new(slot, options).map_err(crate::ChildError::Spec)
     }

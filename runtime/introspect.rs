@@ -87,6 +87,8 @@ impl Node {
 
 struct Registry {
     nodes: HashMap<ActorId, Arc<Node>>,
+    /// The running supervisor at each path: what a handle follows across its supervisor's restarts.
+    paths: HashMap<String, ActorId>,
     /// Entries of supervisors that were killed (and so never unregistered) are swept when the map
     /// reaches this size; doubling it keeps registration amortised O(1).
     sweep_at: usize,
@@ -95,6 +97,7 @@ struct Registry {
 static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
         nodes: HashMap::new(),
+        paths: HashMap::new(),
         sweep_at: 64,
     })
 });
@@ -104,13 +107,31 @@ pub(crate) fn register(node: Arc<Node>) {
     if tree.nodes.len() >= tree.sweep_at {
         tree.nodes
             .retain(|_, n| n.cell.get_status() != ActorStatus::Stopped);
+        let Registry { nodes, paths, .. } = &mut *tree;
+        paths.retain(|_, id| nodes.contains_key(id));
         tree.sweep_at = (tree.nodes.len() * 2).max(64);
     }
+    tree.paths.insert(node.path.clone(), node.cell.get_id());
     tree.nodes.insert(node.cell.get_id(), node);
 }
 
 pub(crate) fn unregister(id: &ActorId) {
-    TREE.write().nodes.remove(id);
+    let mut tree = TREE.write();
+    if let Some(node) = tree.nodes.remove(id) {
+        if tree.paths.get(&node.path) == Some(id) {
+            tree.paths.remove(&node.path);
+        }
+    }
+}
+
+/// The running supervisor at `path`, if any.
+pub(crate) fn node_at(path: &str) -> Option<Arc<Node>> {
+    let tree = TREE.read();
+    let id = tree.paths.get(path)?;
+    tree.nodes
+        .get(id)
+        .filter(|n| n.cell.get_status() < ActorStatus::Stopping)
+        .cloned()
 }
 
 pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {

@@ -280,3 +280,119 @@ async fn a_handle_to_a_temporary_dynamic_child_is_gone_after_it_exits() {
     other.stop(None);
     pool.shutdown().await;
 }
+
+/// A handle follows its child by path: when the child's supervisor, or one above it, is killed and
+/// restarted, the handle reaches the child under the new incarnation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handle_follows_its_child_through_restarts_of_the_supervisors_above_it() {
+    let web = SupervisorSpec::default()
+        .restart_intensity(100, Duration::from_secs(60))
+        .child(ChildSpec::actor("listener", Counter, ()));
+    let mid = SupervisorSpec::default()
+        .restart_intensity(100, Duration::from_secs(60))
+        .child(ChildSpec::supervisor("web", web));
+    let root = start(ChildSpec::supervisor("mid", mid)).await;
+    let mid_ref = SupervisorRef::from_cell(running_pid(&root, "mid").await).unwrap();
+    let web_ref = SupervisorRef::from_cell(running_pid(&mid_ref, "web").await).unwrap();
+    let h = web_ref.handle::<Msg>("listener").unwrap();
+    h.cast(Msg::Add(1)).await.unwrap();
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 1);
+
+    // The child's own supervisor is killed; its parent starts a new one, with a new listener.
+    let old = h.current().unwrap();
+    web_ref.cell().kill();
+    // ractor kills a killed actor's children after it; messages accepted by the old listener
+    // before it died would be lost with it, as with any crash.
+    old.get_cell().wait(None).await.unwrap();
+    let old = old.get_id();
+    h.cast(Msg::Add(2)).await.unwrap();
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 2, "the new listener");
+    assert_ne!(h.current().unwrap().get_id(), old);
+
+    // A supervisor two levels up is killed: the whole branch comes back, and so does the handle.
+    let old = h.current().unwrap();
+    mid_ref.cell().kill();
+    old.get_cell().wait(None).await.unwrap();
+    let old = old.get_id();
+    h.cast(Msg::Add(5)).await.unwrap();
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 5);
+    assert_ne!(h.current().unwrap().get_id(), old);
+    root.shutdown().await;
+    assert_eq!(h.cast(Msg::Add(1)).await, Err(HandleError::ChildGone));
+}
+
+/// The running cell of child `id`, once the supervisor has it running.
+async fn running_pid(sup: &SupervisorRef, id: &str) -> ractor::ActorCell {
+    sup.which_child(id)
+        .await
+        .unwrap()
+        .status
+        .pid()
+        .cloned()
+        .expect("running")
+}
+
+/// A child stopped through the API comes back only with `restart_child`: a send fails at once
+/// with `ChildStopped` instead of waiting out its (hour-long) bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_stopped_through_the_api_fails_at_once() {
+    let sup = start(ChildSpec::actor("c", Counter, ())).await;
+    let h = sup
+        .handle_with::<Msg>(
+            "c",
+            HandleOptions::default().wait(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    sup.terminate_child("c").await.unwrap();
+    let cast = tokio::time::timeout(Duration::from_secs(10), h.cast(Msg::Add(1))).await;
+    assert_eq!(cast.expect("no wait"), Err(HandleError::ChildStopped));
+    let call = tokio::time::timeout(Duration::from_secs(10), h.call(Msg::Get, None)).await;
+    assert!(matches!(
+        call.expect("no wait"),
+        Err(HandleError::ChildStopped)
+    ));
+    sup.restart_child("c").await.unwrap();
+    h.cast(Msg::Add(4)).await.unwrap();
+    assert_eq!(h.call(Msg::Get, None).await.unwrap(), 4);
+    sup.shutdown().await;
+}
+
+/// A child that ignored its start is stopped, not restarting: a send fails at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_that_ignored_its_start_fails_at_once() {
+    let sup = start(ChildSpec::new("c", |_sup| async {
+        Ok(canopy::Start::Ignore)
+    }))
+    .await;
+    let h = sup
+        .handle_with::<Msg>(
+            "c",
+            HandleOptions::default().wait(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    let cast = tokio::time::timeout(Duration::from_secs(10), h.cast(Msg::Add(1))).await;
+    assert_eq!(cast.expect("no wait"), Err(HandleError::ChildStopped));
+    sup.shutdown().await;
+}
+
+/// A dynamic child is gone with its supervisor: after the dynamic supervisor is restarted (with
+/// no children), the handle says so at once instead of reaching another child with the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_child_is_gone_when_its_supervisor_restarts() {
+    let pool = canopy::DynamicSpec::new(|sup, _: u32| async move {
+        let (actor, _) = Actor::spawn_linked(None, Counter, (), sup).await?;
+        Ok(canopy::Start::from(actor))
+    });
+    let root = start(ChildSpec::dynamic("pool", pool)).await;
+    let pool_ref = canopy::DynamicRef::<u32>::from_cell(running_pid(&root, "pool").await).unwrap();
+    let child = pool_ref.start_child(1).await.unwrap().cell.unwrap();
+    let h = pool_ref.handle::<Msg>(&child).unwrap();
+    h.cast(Msg::Add(1)).await.unwrap();
+    pool_ref.cell().kill();
+    pool_ref.wait().await;
+    let new_pool = canopy::DynamicRef::<u32>::from_cell(running_pid(&root, "pool").await).unwrap();
+    new_pool.start_child(2).await.unwrap();
+    let cast = tokio::time::timeout(Duration::from_secs(10), h.cast(Msg::Add(1))).await;
+    assert_eq!(cast.expect("no wait"), Err(HandleError::ChildGone));
+    root.shutdown().await;
+}

@@ -2188,3 +2188,54 @@ fn count_children_alive_does_not_count_a_dead_process_whose_exit_is_pending() {
     assert_eq!((counts.specs, counts.active, counts.workers), (2, 1, 2));
     assert_eq!(sh.core.count_children().active, 2);
 }
+
+/// In the middle of a one_for_all round, a sibling that the round has stopped and will start again
+/// shows as restarting, not stopped: a handle must wait for it rather than take it for stopped for
+/// good.
+#[test]
+fn a_child_stopped_by_a_round_it_will_restart_shows_as_restarting() {
+    let spec = sup(Strategy::OneForAll, [permanent("a"), permanent("b")]);
+    let mut core: Core<u64> = Core::new(&spec).unwrap();
+    let t0 = Instant::now();
+    assert!(matches!(core.init(), Command::Start { .. }));
+    assert!(matches!(core.started(Ok(Some(1))), Command::Start { .. }));
+    assert!(matches!(
+        core.started(Ok(Some(2))),
+        Command::Done(Outcome::Ready)
+    ));
+    // a crashes: the round first stops b.
+    let cmd = core.child_exited(&1, ExitReason::Error("boom".into()), t0);
+    assert!(matches!(cmd, Some(Command::Terminate { ref id, .. }) if id == "b"));
+    assert_eq!(
+        core.which_child("b").unwrap().status,
+        ChildStatus::Running(2)
+    );
+    // b is down; the round goes on to start a, then b.
+    assert!(matches!(
+        core.terminated(Some(ExitReason::Shutdown)),
+        Command::Start { .. }
+    ));
+    assert_eq!(
+        core.which_child("b").unwrap().status,
+        ChildStatus::Restarting
+    );
+    assert_eq!(
+        core.which_children()
+            .iter()
+            .find(|c| c.id == "b")
+            .map(|c| c.status.clone()),
+        Some(ChildStatus::Restarting)
+    );
+    // Once the round is over, a child stopped through the API is stopped.
+    assert!(matches!(core.started(Ok(Some(3))), Command::Start { .. }));
+    assert!(matches!(core.started(Ok(Some(4))), Command::Done(_)));
+    assert!(matches!(
+        core.terminate_child("b"),
+        Command::Terminate { .. }
+    ));
+    assert!(matches!(
+        core.terminated(Some(ExitReason::Shutdown)),
+        Command::Done(_)
+    ));
+    assert_eq!(core.which_child("b").unwrap().status, ChildStatus::Stopped);
+}
