@@ -75,13 +75,31 @@
 //!   `ShutdownWith("reached_max_restart_intensity")`, which every rule treats exactly like OTP's
 //!   `shutdown` while telling the two causes apart in logs.
 //! - `Shutdown::Drain(d)` lets a child handle what is already in its mailbox before it stops.
-//! - Any supervisor can delay restarts with an exponential [`backoff`]; a delayed restart still
-//!   counts against the restart intensity when it is scheduled, so a crash loop escalates.
+//! - Any supervisor can delay restarts with an exponential [`backoff`]. A delayed restart counts
+//!   against the restart intensity when it is scheduled, and a child restarted more than
+//!   [`Backoff::max_retries`](backoff::Backoff::max_retries) times in a row (10 by default) without
+//!   staying up counts as past the intensity, so a crash loop escalates even when its delays
+//!   outgrow the intensity period.
+//! - What a supervisor records, logs and reports for a child it stopped is the reason the child
+//!   really exited with (a failing `post_stop`, a panic while draining), not the one it asked for.
 //! - One global deadline bounds the whole stop of an [`app::App`]; SIGINT is graceful like SIGTERM
 //!   and a second signal kills what is left.
 //! - Reports (`child_terminated`, `start_error`, `shutdown_error`, `reached_max_restart_intensity`)
 //!   are `tracing` events under the `canopy::supervisor` target, emitted after the restart they
 //!   describe is done.
+
+//! ## The public surface
+//!
+//! At the crate root: [`Supervisor`], [`SupervisorRef`], [`DynamicSupervisor`], [`DynamicRef`],
+//! [`PartitionSupervisor`], [`PartitionRef`] and [`AnySupervisorRef`] (what every supervisor
+//! reference has); the specs [`ChildSpec`], [`SupervisorSpec`], [`DynamicSpec`] with [`Restart`],
+//! [`Shutdown`], [`ChildKind`], [`Strategy`], [`AutoShutdown`], [`Start`] and [`StartInfo`]; what
+//! the API answers and fails with: [`ChildInfo`], [`ChildStatus`], [`ChildCounts`],
+//! [`StartedChild`], [`ChildError`], [`StartError`], [`SpecError`]; [`ExitReason`] and
+//! [`StopWith`]; and [`ractor`], re-exported so that your code names the ractor canopy runs on.
+//! Modules: [`app`] and [`health`] (the process lifecycle), [`handle`], [`backoff`],
+//! [`introspect`], [`intensity`], [`exit`], [`spec`], [`dynamic`], [`partition`], and the pure
+//! decision cores [`core`] and [`dynamic::core`] for those who test or model-check against them.
 
 #![warn(missing_docs)]
 

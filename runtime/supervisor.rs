@@ -206,7 +206,12 @@ impl Behaviour for Static {
     }
 
     fn pending_restarts(&self) -> usize {
-        0
+        self.core
+            .lock()
+            .which_children()
+            .iter()
+            .filter(|c| c.status == crate::ChildStatus::Restarting)
+            .count()
     }
 }
 
