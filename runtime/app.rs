@@ -49,8 +49,9 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
+use ractor::ActorCell;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::core::REACHED_MAX_RESTART_INTENSITY;
@@ -58,8 +59,8 @@ use crate::exit::ExitReason;
 use crate::health::{Health, ShutdownToken};
 use crate::introspect;
 use crate::shell::StartError;
-use crate::spec::SupervisorSpec;
-use crate::supervisor::{Supervisor, SupervisorRef};
+use crate::spec::{SpecError, SupervisorSpec};
+use crate::supervisor::SupervisorRef;
 
 /// The default global shutdown deadline: 25 s, leaving 5 s of Kubernetes' default 30 s grace period
 /// for the process to exit after the tree is down.
@@ -76,9 +77,14 @@ const T: &str = "canopy::app";
 /// | [`ROOT_GAVE_UP`](Self::ROOT_GAVE_UP) | 4 | the root supervisor exited by itself abnormally (restart intensity reached) |
 /// | [`DEADLINE_EXCEEDED`](Self::DEADLINE_EXCEEDED) | 5 | the global deadline ran out; what was left was killed |
 /// | [`SECOND_SIGNAL`](Self::SECOND_SIGNAL) | 6 | a second SIGTERM/SIGINT cut the stop short |
+/// | [`START_INTERRUPTED`](Self::START_INTERRUPTED) | 7 | a stop came while the tree was starting; the start was abandoned and what had started was stopped in order |
+/// | [`START_TIMED_OUT`](Self::START_TIMED_OUT) | 8 | the tree was not up within the start timeout; handled as a stop during start-up |
 ///
 /// When several apply, the later cause wins: a second signal over a deadline, a deadline over the
-/// root giving up.
+/// root giving up or a start cut short. A child killed after its own shutdown timeout does not
+/// change the status: its policy said "kill after this long", that is what happened, and it is
+/// reported (`shutdown_error`, and a `child stopped` warning with reason `killed`); the status is
+/// about the process as a whole keeping its deadline.
 ///
 /// ```
 /// use canopy::app::ExitStatus;
@@ -99,6 +105,10 @@ impl ExitStatus {
     pub const DEADLINE_EXCEEDED: ExitStatus = ExitStatus(5);
     /// 6: a second signal cut the stop short.
     pub const SECOND_SIGNAL: ExitStatus = ExitStatus(6);
+    /// 7: a stop came while the tree was still starting; the start was abandoned.
+    pub const START_INTERRUPTED: ExitStatus = ExitStatus(7);
+    /// 8: the tree did not finish starting within [`App::start_timeout`]; the start was abandoned.
+    pub const START_TIMED_OUT: ExitStatus = ExitStatus(8);
 
     /// The process exit code.
     pub fn code(self) -> u8 {
@@ -132,6 +142,8 @@ impl fmt::Display for ExitStatus {
             ExitStatus::ROOT_GAVE_UP => "root supervisor gave up",
             ExitStatus::DEADLINE_EXCEEDED => "deadline exceeded",
             ExitStatus::SECOND_SIGNAL => "second signal",
+            ExitStatus::START_INTERRUPTED => "start interrupted",
+            ExitStatus::START_TIMED_OUT => "start timed out",
             _ => "unknown",
         };
         write!(f, "{} ({name})", self.0)
@@ -166,6 +178,7 @@ pub struct App {
     root: SupervisorSpec,
     drain_delay: Duration,
     deadline: Duration,
+    start_timeout: Option<Duration>,
     signals: bool,
     hooks: Vec<(String, Hook)>,
     keep: Vec<Box<dyn Any + Send>>,
@@ -178,16 +191,12 @@ pub struct App {
 impl App {
     /// An app around this root supervisor spec, named `app` in paths unless the spec has a name.
     pub fn new(root: SupervisorSpec) -> Self {
-        let root = if root.name.is_none() {
-            root.name("app")
-        } else {
-            root
-        };
         let (tx, rx) = mpsc::unbounded_channel();
         App {
             root,
             drain_delay: Duration::ZERO,
             deadline: DEFAULT_SHUTDOWN_DEADLINE,
+            start_timeout: None,
             signals: true,
             hooks: Vec::new(),
             keep: Vec::new(),
@@ -205,9 +214,33 @@ impl App {
         self
     }
 
-    /// The global deadline from the trigger to the end of the final hooks (default 25 s).
+    /// The global deadline from the trigger to the end of the final hooks (default 25 s). It
+    /// covers the drain delay, which must be shorter. `Duration::MAX` means no deadline; zero
+    /// means whatever is still running when the stop begins is killed at once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default())
+    ///     .shutdown_deadline(Duration::from_secs(55)); // inside a 60 s terminationGracePeriod
+    /// # let _ = app;
+    /// ```
     pub fn shutdown_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = deadline;
+        self
+    }
+
+    /// Gives up starting the tree after `timeout` (Kubernetes' startup probe, on the inside): what
+    /// has started is stopped in reverse order and [`run`](Self::run) returns
+    /// [`ExitStatus::START_TIMED_OUT`]. Default: no start timeout.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default())
+    ///     .start_timeout(Duration::from_secs(120));
+    /// # let _ = app;
+    /// ```
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = Some(timeout);
         self
     }
 
@@ -267,13 +300,35 @@ impl App {
     }
 
     /// Starts the tree, waits for a trigger, stops everything in order within the deadline and
-    /// returns how it went. An invalid spec or a failed start returns the error before anything
-    /// else happens (its status is [`ExitStatus::START_FAILED`]).
+    /// returns how it went.
+    ///
+    /// Errors, returned before anything starts: an invalid spec, or a drain delay that is not
+    /// shorter than the shutdown deadline (the deadline covers the drain), both
+    /// [`StartError::Spec`]. A tree that fails to start returns its [`StartError`] (status
+    /// [`ExitStatus::START_FAILED`]). A stop that comes while the tree is still starting abandons
+    /// the start: what has started is stopped in reverse order within the deadline, and the status
+    /// is [`ExitStatus::START_INTERRUPTED`] ([`ExitStatus::START_TIMED_OUT`] past the
+    /// [`start_timeout`](Self::start_timeout)).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use std::time::Duration;
+    /// use canopy::{app::App, SpecError, StartError, SupervisorSpec};
+    /// let app = App::new(SupervisorSpec::default())
+    ///     .drain_delay(Duration::from_secs(30))
+    ///     .shutdown_deadline(Duration::from_secs(25));
+    /// assert!(matches!(
+    ///     app.run().await,
+    ///     Err(StartError::Spec(SpecError::DrainNotShorterThanDeadline { .. }))
+    /// ));
+    /// # }
+    /// ```
     pub async fn run(self) -> Result<ExitStatus, StartError> {
         let App {
             root,
             drain_delay,
             deadline,
+            start_timeout,
             signals,
             hooks,
             keep,
@@ -283,52 +338,113 @@ impl App {
             tasks,
         } = self;
         let began = Instant::now();
-        if let Err(e) = root.validate() {
-            tracing::error!(target: T, error = %e, "invalid supervision tree; nothing started");
+        if let Err(e) = check(&root, drain_delay, deadline) {
+            tracing::error!(target: T, error = %e, "invalid app; nothing started");
             return Err(StartError::Spec(e));
         }
-        // Listen before starting, so that a signal during start-up still stops the tree afterwards.
+        // Listen before starting, so that a signal during start-up is seen.
         let listener = signals.then(|| tokio::spawn(listen_for_signals(tx.clone())));
-        let watcher = match Actor::spawn(None, RootWatcher { tx: tx.clone() }, ()).await {
+        let (exit_tx, mut root_exit) = watch::channel(None);
+        let watcher = match Actor::spawn(
+            None,
+            RootWatcher {
+                tx: tx.clone(),
+                exit: exit_tx,
+            },
+            (),
+        )
+        .await
+        {
             Ok((watcher, _)) => watcher,
             Err(e) => return Err(StartError::Spawn(e.to_string())),
         };
-        let root = match Supervisor::start_linked(root, watcher.get_cell()).await {
-            Ok(root) => root,
-            Err(e) => {
-                tracing::error!(target: T, error = %e, "the supervision tree failed to start");
-                watcher.stop(None);
-                if let Some(l) = listener {
-                    l.abort();
-                }
-                return Err(e);
+        let stop_listening = || {
+            watcher.stop(None);
+            if let Some(l) = &listener {
+                l.abort();
             }
         };
-        health.set_ready(true);
-        tracing::info!(target: T, elapsed_ms = ms(began.elapsed()), "tree started; ready");
 
-        let trigger = rx.recv().await.unwrap_or(Trigger::Requested);
-        let stop_began = Instant::now();
-        let deadline_at = tokio::time::Instant::from_std(stop_began + deadline);
-        tracing::info!(target: T, %trigger, "shutdown triggered");
-        let mut status = match &trigger {
-            Trigger::RootExited(reason) if root_gave_up(reason) => ExitStatus::ROOT_GAVE_UP,
-            _ => ExitStatus::CLEAN,
+        // 1. Start, unless a trigger or the start timeout comes first.
+        let (abort_tx, abort_rx) = watch::channel(false);
+        let root_path = format!("/{}", root.name.as_deref().unwrap_or(DEFAULT_ROOT_NAME));
+        let start = crate::supervisor::start_root(root, watcher.get_cell(), abort_rx);
+        tokio::pin!(start);
+        let start_by = start_timeout.map(crate::deadline_in);
+        let first = tokio::select! {
+            biased;
+            started = &mut start => Ok(started),
+            trigger = rx.recv() => Err(trigger.map_or(StartCut::Requested, StartCut::Trigger)),
+            _ = sleep_until_some(start_by) => Err(StartCut::TimedOut),
+        };
+        let (root, trigger, status, stop_began) = match first {
+            Ok(Ok(root)) => {
+                health.set_ready(true);
+                tracing::info!(target: T, elapsed_ms = ms(began.elapsed()), "tree started; ready");
+                let trigger = rx.recv().await.unwrap_or(Trigger::Requested);
+                let status = match &trigger {
+                    Trigger::RootExited(reason) if root_gave_up(reason) => ExitStatus::ROOT_GAVE_UP,
+                    _ => ExitStatus::CLEAN,
+                };
+                tracing::info!(target: T, %trigger, "shutdown triggered");
+                (Some(root), trigger, status, Instant::now())
+            }
+            Ok(Err(e)) => {
+                tracing::error!(target: T, error = %e, "the supervision tree failed to start");
+                stop_listening();
+                return Err(e);
+            }
+            Err(cut) => {
+                let stop_began = Instant::now();
+                let status = match cut {
+                    StartCut::TimedOut => ExitStatus::START_TIMED_OUT,
+                    _ => ExitStatus::START_INTERRUPTED,
+                };
+                tracing::warn!(
+                    target: T,
+                    cause = %cut,
+                    elapsed_ms = ms(began.elapsed()),
+                    "stop during start-up: abandoning the start"
+                );
+                let _ = abort_tx.send(true);
+                let mut stop = Stop {
+                    rx,
+                    deadline_at: crate::deadline_in(deadline),
+                    status,
+                    root_exit,
+                };
+                let root = stop.unwind_start(start, &root_path).await;
+                let trigger = match cut {
+                    StartCut::Trigger(trigger) => trigger,
+                    StartCut::Requested | StartCut::TimedOut => Trigger::Requested,
+                };
+                rx = stop.rx;
+                root_exit = stop.root_exit;
+                (root, trigger, stop.status, stop_began)
+            }
         };
 
+        // 2. Stop: unready, drain, teardown, final hooks, reap.
         let mut stop = Stop {
             rx,
-            deadline_at,
-            status: &mut status,
+            deadline_at: tokio::time::Instant::from_std(stop_began)
+                .checked_add(deadline)
+                .unwrap_or_else(|| crate::deadline_in(deadline)),
+            status,
+            root_exit,
         };
         let phase = Instant::now();
         health.begin_shutdown();
         log_phase("unready", phase);
 
         // Each phase returns false when a second signal ended the stop; the rest are then skipped.
-        let _ = stop.drain(drain_delay, &root, &trigger).await
-            && stop.teardown(&root).await
-            && stop.final_hooks(hooks).await;
+        let stopped = match &root {
+            Some(root) => {
+                stop.drain(drain_delay, root, &trigger).await && stop.teardown(root).await
+            }
+            None => stop.status != ExitStatus::SECOND_SIGNAL,
+        };
+        let _ = stopped && stop.final_hooks(hooks).await;
         let phase = Instant::now();
         let reaped = {
             let mut set = std::mem::take(&mut *tasks.lock());
@@ -339,11 +455,9 @@ impl App {
             still_running
         };
         tracing::info!(target: T, phase = "reap", tasks = reaped, elapsed_ms = ms(phase.elapsed()), "phase done");
-        watcher.stop(None);
-        if let Some(l) = listener {
-            l.abort();
-        }
+        stop_listening();
         health.set_live(false);
+        let status = stop.status;
         tracing::info!(
             target: T,
             status = %status,
@@ -356,50 +470,183 @@ impl App {
     }
 }
 
-/// The running stop: the trigger channel (for a second signal), the deadline and the status.
-struct Stop<'a> {
-    rx: mpsc::UnboundedReceiver<Trigger>,
-    deadline_at: tokio::time::Instant,
-    status: &'a mut ExitStatus,
+/// The name of the root supervisor in paths when its spec has none.
+const DEFAULT_ROOT_NAME: &str = "app";
+
+/// The checks `run` makes before anything starts.
+fn check(root: &SupervisorSpec, drain: Duration, deadline: Duration) -> Result<(), SpecError> {
+    root.validate()?;
+    if !drain.is_zero() && drain >= deadline {
+        return Err(SpecError::DrainNotShorterThanDeadline { drain, deadline });
+    }
+    Ok(())
 }
 
-impl Stop<'_> {
-    /// Waits for the next signal; other triggers during the stop change nothing.
-    async fn second_signal(&mut self) -> &'static str {
-        loop {
-            match self.rx.recv().await {
-                Some(Trigger::Signal(name)) => return name,
-                Some(_) => continue,
-                None => std::future::pending::<()>().await,
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until_some(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What cut a start-up short.
+enum StartCut {
+    Trigger(Trigger),
+    /// The trigger channel closed (it cannot while the app holds a sender; kept total).
+    Requested,
+    TimedOut,
+}
+
+impl fmt::Display for StartCut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartCut::Trigger(trigger) => trigger.fmt(f),
+            StartCut::Requested => f.write_str("shutdown requested"),
+            StartCut::TimedOut => f.write_str("start timeout"),
+        }
+    }
+}
+
+/// What the stop waits on besides the clock.
+enum Event {
+    SecondSignal(&'static str),
+    /// The root supervisor is gone, with this reason.
+    RootExited(ExitReason),
+}
+
+/// The running stop: the trigger channel (for a second signal), the deadline, the status and the
+/// root's exit reason (set by its watcher once the root is gone).
+struct Stop {
+    rx: mpsc::UnboundedReceiver<Trigger>,
+    deadline_at: tokio::time::Instant,
+    status: ExitStatus,
+    root_exit: watch::Receiver<Option<ExitReason>>,
+}
+
+impl Stop {
+    /// The next signal or the root's exit; a shutdown request or the root's exit as a trigger
+    /// changes nothing here (the root's exit is read from its watcher).
+    async fn next_event(&mut self) -> Event {
+        let signal = async {
+            loop {
+                match self.rx.recv().await {
+                    Some(Trigger::Signal(name)) => return name,
+                    Some(_) => continue,
+                    None => std::future::pending::<()>().await,
+                }
             }
+        };
+        let exited = async {
+            let reason = (self.root_exit.wait_for(Option::is_some).await)
+                .ok()
+                .and_then(|reason| reason.clone());
+            match reason {
+                Some(reason) => reason,
+                // The watcher is gone without a word: the root's exit cannot be seen.
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            reason = exited => Event::RootExited(reason),
+            name = signal => Event::SecondSignal(name),
         }
     }
 
-    fn cut_short(&mut self, name: &str, root: &SupervisorRef) {
-        tracing::warn!(target: T, signal = name, "second signal: killing whatever is left");
-        kill_tree(root, "second signal");
-        *self.status = ExitStatus::SECOND_SIGNAL;
+    /// The root is gone with `reason`: a root that gave up makes the status say so.
+    fn root_exited(&mut self, reason: &ExitReason) {
+        if root_gave_up(reason) {
+            tracing::error!(target: T, %reason, "the root supervisor gave up during the stop");
+            self.status = self.status.max(ExitStatus::ROOT_GAVE_UP);
+        }
     }
 
-    /// Phase 4. Returns false if a second signal ended the stop.
+    fn cut_short(&mut self, name: &str, root: &ActorCell) {
+        tracing::warn!(target: T, signal = name, "second signal: killing whatever is left");
+        kill_tree(root, "second signal");
+        self.status = ExitStatus::SECOND_SIGNAL;
+    }
+
+    /// A stop came during start-up: the start unwinds (each supervisor stops what it started, in
+    /// reverse order) within the deadline; past it, or on a second signal, the tree is killed.
+    /// Returns the root if the start completed after all (it is then stopped like any tree).
+    async fn unwind_start(
+        &mut self,
+        start: std::pin::Pin<&mut impl Future<Output = Result<SupervisorRef, StartError>>>,
+        root_path: &str,
+    ) -> Option<SupervisorRef> {
+        let mut start = start;
+        let deadline_at = self.deadline_at;
+        let signal = async {
+            loop {
+                match self.rx.recv().await {
+                    Some(Trigger::Signal(name)) => return name,
+                    Some(_) => continue,
+                    None => std::future::pending::<()>().await,
+                }
+            }
+        };
+        let killed = tokio::select! {
+            biased;
+            started = &mut start => {
+                return match started {
+                    Ok(root) => {
+                        tracing::info!(target: T, "the tree finished starting before the stop reached it");
+                        Some(root)
+                    }
+                    Err(e) => {
+                        tracing::info!(target: T, error = %e, "start-up abandoned; what had started is stopped");
+                        None
+                    }
+                };
+            }
+            _ = tokio::time::sleep_until(deadline_at) => {
+                tracing::error!(target: T, "shutdown deadline reached during start-up; killing the tree");
+                ExitStatus::DEADLINE_EXCEEDED
+            }
+            name = signal => {
+                tracing::warn!(target: T, signal = name, "second signal during start-up: killing the tree");
+                ExitStatus::SECOND_SIGNAL
+            }
+        };
+        self.status = killed;
+        // The root's start-up runs in this task, inside `start`; its cell is found by path.
+        // Killing it ends its start at the next poll (ractor's kill reaches an actor in
+        // pre_start) and kills what it had linked, so `start` is polled to its end.
+        if let Some(node) = introspect::node_at(root_path) {
+            kill_tree(&node.cell, "start-up cut short");
+            if let Err(e) = start.await {
+                tracing::info!(target: T, error = %e, "start-up ended by the kill");
+            }
+        }
+        None
+    }
+
+    /// Phase 4, which the deadline covers. Returns false if a second signal ended the stop.
     async fn drain(&mut self, delay: Duration, root: &SupervisorRef, trigger: &Trigger) -> bool {
         let phase = Instant::now();
         if delay.is_zero() || matches!(trigger, Trigger::RootExited(_)) {
             log_phase("drain", phase);
             return true;
         }
-        let until = tokio::time::Instant::now() + delay;
-        tokio::select! {
-            _ = tokio::time::sleep_until(until.min(self.deadline_at)) => {
-                log_phase("drain", phase);
-                true
-            }
-            name = self.second_signal() => {
-                self.cut_short(name, root);
+        let until = crate::deadline_in(delay).min(self.deadline_at);
+        let event = tokio::select! {
+            _ = tokio::time::sleep_until(until) => None,
+            event = self.next_event() => Some(event),
+        };
+        match event {
+            Some(Event::SecondSignal(name)) => {
+                self.cut_short(name, &root.cell());
                 root.wait().await;
-                false
+                return false;
             }
+            // Nothing left to drain for.
+            Some(Event::RootExited(reason)) => self.root_exited(&reason),
+            None => {}
         }
+        log_phase("drain", phase);
+        true
     }
 
     /// Phase 5. Returns false if a second signal ended the stop.
@@ -407,21 +654,27 @@ impl Stop<'_> {
         let phase = Instant::now();
         crate::shell::ask_to_stop(&root.cell(), ExitReason::Shutdown);
         let deadline_at = self.deadline_at;
-        tokio::select! {
-            _ = root.wait() => {
-                log_phase("teardown", phase);
-                true
-            }
+        let event = tokio::select! {
+            biased;
+            event = self.next_event() => event,
             _ = tokio::time::sleep_until(deadline_at) => {
                 tracing::error!(target: T, "shutdown deadline reached; killing what is left");
-                kill_tree(root, "shutdown deadline");
+                kill_tree(&root.cell(), "shutdown deadline");
                 root.wait().await;
-                *self.status = (*self.status).max(ExitStatus::DEADLINE_EXCEEDED);
+                self.status = self.status.max(ExitStatus::DEADLINE_EXCEEDED);
+                log_phase("teardown", phase);
+                return true;
+            }
+        };
+        match event {
+            Event::RootExited(reason) => {
+                root.wait().await;
+                self.root_exited(&reason);
                 log_phase("teardown", phase);
                 true
             }
-            name = self.second_signal() => {
-                self.cut_short(name, root);
+            Event::SecondSignal(name) => {
+                self.cut_short(name, &root.cell());
                 root.wait().await;
                 false
             }
@@ -434,6 +687,15 @@ impl Stop<'_> {
         for (name, hook) in hooks {
             let mut task = tokio::spawn(hook());
             let deadline_at = self.deadline_at;
+            let signal = async {
+                loop {
+                    match self.rx.recv().await {
+                        Some(Trigger::Signal(name)) => return name,
+                        Some(_) => continue,
+                        None => std::future::pending::<()>().await,
+                    }
+                }
+            };
             tokio::select! {
                 joined = &mut task => {
                     if let Err(e) = joined {
@@ -446,12 +708,12 @@ impl Stop<'_> {
                 _ = tokio::time::sleep_until(deadline_at) => {
                     task.abort();
                     tracing::error!(target: T, hook = %name, "final hook cut off at the shutdown deadline");
-                    *self.status = (*self.status).max(ExitStatus::DEADLINE_EXCEEDED);
+                    self.status = self.status.max(ExitStatus::DEADLINE_EXCEEDED);
                 }
-                signal = self.second_signal() => {
+                signal = signal => {
                     task.abort();
                     tracing::warn!(target: T, signal, hook = %name, "second signal: skipping the remaining final hooks");
-                    *self.status = ExitStatus::SECOND_SIGNAL;
+                    self.status = ExitStatus::SECOND_SIGNAL;
                     return false;
                 }
             }
@@ -465,8 +727,8 @@ impl Stop<'_> {
 /// running is recorded as killed in its supervisor's state and logged by path, as a `child stopped`
 /// line with reason `killed` like any other stop, before anything is killed: once the kill is sent
 /// no supervisor runs again to say it.
-fn kill_tree(root: &SupervisorRef, why: &'static str) {
-    let left = introspect::record_tree_killed(&root.cell());
+fn kill_tree(root: &ActorCell, why: &'static str) {
+    let left = introspect::record_tree_killed(root);
     tracing::error!(target: T, running = left.len(), cause = why, "killing the tree");
     for child in &left {
         tracing::warn!(
@@ -477,7 +739,7 @@ fn kill_tree(root: &SupervisorRef, why: &'static str) {
             "child stopped"
         );
     }
-    root.cell().kill();
+    root.kill();
 }
 
 fn root_gave_up(reason: &ExitReason) -> bool {
@@ -533,18 +795,44 @@ impl AppHandle {
     }
 
     /// Spawns a task that belongs to the app: if it is still running after the final hooks, it is
-    /// aborted (OTP's application master reaping the processes of its application).
+    /// aborted (OTP's application master reaping the processes of its application). Tasks that
+    /// have finished are reaped as new ones are spawned, so a task per request costs no memory once
+    /// it is done.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default());
+    /// app.handle().spawn(async { /* serve one request */ });
+    /// # }
+    /// ```
     pub fn spawn<F>(&self, task: F)
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.tasks.lock().spawn(task);
+        let mut tasks = self.tasks.lock();
+        // Each call reaps at least as many finished tasks as it adds: amortised O(1).
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(task);
+    }
+
+    /// How many tasks the app holds that have not been reaped (finished ones are reaped as new
+    /// ones are spawned).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default());
+    /// assert_eq!(app.handle().tasks(), 0);
+    /// # }
+    /// ```
+    pub fn tasks(&self) -> usize {
+        self.tasks.lock().len()
     }
 }
 
-/// The root supervisor's parent: tells the app when the root exits by itself.
+/// The root supervisor's parent: tells the app when the root exits, and with which reason.
 struct RootWatcher {
     tx: mpsc::UnboundedSender<Trigger>,
+    exit: watch::Sender<Option<ExitReason>>,
 }
 
 impl Actor for RootWatcher {
@@ -563,6 +851,7 @@ impl Actor for RootWatcher {
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
         if let Some((_, reason)) = ExitReason::from_event(&event) {
+            self.exit.send_replace(Some(reason.clone()));
             let _ = self.tx.send(Trigger::RootExited(reason));
         }
         Ok(())

@@ -1,4 +1,4 @@
-//! The supervisor's decisions, as a plain synchronous state machine (spec §1).
+//! The supervisor's decisions, as a plain synchronous state machine (docs/semantics.md).
 //!
 //! [`Core`] holds a static supervisor's children and restart budget and decides, rule by rule, what
 //! happens when a child exits, when a restart fails, when an API call arrives and when the supervisor
@@ -55,8 +55,22 @@ use crate::spec::{
 };
 
 /// What identifies a running child: a ractor `ActorCell` in the shell, a number in tests.
-pub trait Pid: Clone + Eq + Hash + Debug {}
-impl<T: Clone + Eq + Hash + Debug> Pid for T {}
+///
+/// ```
+/// use canopy::core::Pid;
+/// assert_eq!(7u64.describe(), "process 7");
+/// ```
+pub trait Pid: Clone + Eq + Hash + Debug {
+    /// How the process is named in an error message: a path or an id in one fixed format, never a
+    /// dump of internal structures.
+    fn describe(&self) -> String;
+}
+
+impl Pid for u64 {
+    fn describe(&self) -> String {
+        format!("process {self}")
+    }
+}
 
 /// The reason a supervisor exits with when its restart budget is spent (a shutdown-class reason, so
 /// its own supervisor treats it exactly as OTP's `shutdown`).
@@ -127,7 +141,7 @@ pub struct ChildCounts {
     pub workers: usize,
 }
 
-/// Why a child management call was refused (spec §1.10).
+/// Why a child management call was refused (docs/semantics.md, "Child management API").
 ///
 /// ```
 /// let e: canopy::ChildError = canopy::ChildError::NotFound("db".into());
@@ -168,7 +182,7 @@ pub enum ChildError<P = ActorCell> {
     MaxChildren,
 }
 
-impl<P: Debug> fmt::Display for ChildError<P> {
+impl<P: Pid> fmt::Display for ChildError<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChildError::NotFound(id) => write!(f, "no child with id `{id}`"),
@@ -176,7 +190,7 @@ impl<P: Debug> fmt::Display for ChildError<P> {
             ChildError::Restarting(id) => write!(f, "child `{id}` is restarting"),
             ChildError::AlreadyPresent(id) => write!(f, "child `{id}` is already present"),
             ChildError::AlreadyStarted { id, pid } => {
-                write!(f, "child `{id}` is already started as {pid:?}")
+                write!(f, "child `{id}` is already started as {}", pid.describe())
             }
             ChildError::StartFailed { id, reason } => {
                 write!(f, "child `{id}` failed to start: {reason}")
@@ -190,7 +204,7 @@ impl<P: Debug> fmt::Display for ChildError<P> {
     }
 }
 
-impl<P: Debug> std::error::Error for ChildError<P> {}
+impl<P: Pid> std::error::Error for ChildError<P> {}
 
 /// Why a start function did not produce a child.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,11 +215,13 @@ pub enum StartFailure<P = ActorCell> {
     AlreadyStarted(P),
 }
 
-impl<P: Debug> fmt::Display for StartFailure<P> {
+impl<P: Pid> fmt::Display for StartFailure<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StartFailure::Error(reason) => f.write_str(reason),
-            StartFailure::AlreadyStarted(pid) => write!(f, "already started as {pid:?}"),
+            StartFailure::AlreadyStarted(pid) => {
+                write!(f, "already started as {}", pid.describe())
+            }
         }
     }
 }
@@ -245,7 +261,7 @@ pub enum Outcome<P> {
         reason: String,
     },
     /// Nothing more to do. `retry` names a child whose restart failed or is backed off: the shell
-    /// queues a retry behind whatever is already waiting (spec §1.6), after the delay if there is
+    /// queues a retry behind whatever is already waiting, after the delay if there is
     /// one, and calls [`Core::retry_due`] with the retry's generation when it comes up. The shell
     /// need not cancel earlier retries of the same child: the core ignores them.
     Idle {
@@ -295,7 +311,7 @@ pub struct Retry {
     pub generation: u64,
 }
 
-/// An OTP supervisor report (spec §1.11), for the shell to log once the operation is done.
+/// An OTP supervisor report, for the shell to log once the operation is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
     /// A child exited by itself: every exit of a permanent child, the abnormal ones of the others.
@@ -331,7 +347,7 @@ pub enum Report {
         /// The significant child.
         id: String,
     },
-    /// A dynamic child's restart returned ignore, so the child is gone (spec §1.5); its start
+    /// A dynamic child's restart returned ignore, so the child is gone; its start
     /// arguments are dropped with it.
     RestartIgnored {
         /// The child.
@@ -509,13 +525,13 @@ impl<P: Pid> Core<P> {
     // ---------------------------------------------------------------------------------------------
     // Events
 
-    /// Start-up (§1.2): start every child one at a time, in list order.
+    /// Start-up (docs/semantics.md, "Start-up"): start every child one at a time, in list order.
     pub fn init(&mut self) -> Command<P> {
         let steps = (0..self.children.len()).map(Step::Start).collect();
         self.begin(OpKind::Init, steps)
     }
 
-    /// A child exited (§1.3). Returns `None` for an exit that is not about a current child: an
+    /// A child exited. Returns `None` for an exit that is not about a current child: an
     /// incarnation already replaced or terminated (OTP's unlink-and-flush), or a stranger.
     pub fn child_exited(
         &mut self,
@@ -558,7 +574,7 @@ impl<P: Pid> Core<P> {
     }
 
     /// A queued retry came up, with the `generation` of its [`Retry`]: a failed start's retry
-    /// (§1.6), counted against the budget now (it is the next attempt), or a backed-off restart,
+    /// that counts against the budget now (it is the next attempt), or a backed-off restart,
     /// counted when it was scheduled. `None`, with nothing changed, unless it is the last retry
     /// handed out for the child and the child still waits for it: a retry is stale once the child
     /// was restarted by a sibling's round, terminated or deleted, given a newer retry, or the
@@ -601,7 +617,7 @@ impl<P: Pid> Core<P> {
         Some(self.restart(idx, now))
     }
 
-    /// Stop every running child in reverse start order, then exit with `reason` (§1.7). Any
+    /// Stop every running child in reverse start order, then exit with `reason`. Any
     /// operation in progress is abandoned.
     pub fn shutdown(&mut self, reason: ExitReason) -> Command<P> {
         let steps = self.terminate_steps(0);
@@ -613,7 +629,7 @@ impl<P: Pid> Core<P> {
     }
 
     // ---------------------------------------------------------------------------------------------
-    // The child management API (§1.10)
+    // The child management API (docs/semantics.md, "Child management API")
 
     /// Adds a child as the last-started one and starts it.
     pub fn start_child(&mut self, spec: ChildSpec) -> Command<P> {
@@ -719,7 +735,7 @@ impl<P: Pid> Core<P> {
                 self.next()
             }
             Ok(None) => {
-                // `ignore`: the spec is kept with no process, except a temporary one's (§1.2, §1.5).
+                // `ignore`: the spec is kept with no process, except a temporary one's.
                 child.stop_or_remove();
                 self.next()
             }
@@ -747,7 +763,7 @@ impl<P: Pid> Core<P> {
             }
             child.last_exit = Some(reason);
         }
-        // A temporary child the supervisor stopped is gone for good (§1.5 temporary_bystander).
+        // A temporary child the supervisor stopped is gone for good (OTP's temporary_bystander).
         child.stop_or_remove();
         self.next()
     }
@@ -835,7 +851,7 @@ impl<P: Pid> Core<P> {
     }
 
     // ---------------------------------------------------------------------------------------------
-    // Strategies (§1.4–§1.6)
+    // Strategies, restart intensity and try-again (docs/semantics.md)
 
     /// Counts a restart of `idx` against the budget, then restarts by strategy, after the child's
     /// backoff delay if it has one. Past the budget, or past the backoff's bound on restarts in a
@@ -898,7 +914,7 @@ impl<P: Pid> Core<P> {
     fn restart_now(&mut self, idx: usize, now: Instant) -> Command<P> {
         if self.strategy != Strategy::OneForOne {
             // OTP's `del_child`: the child leaves the running set before the round, so that if a
-            // sibling's start fails only that sibling is left restarting (§1.6).
+            // sibling's start fails only that sibling is left restarting.
             self.children[idx].state = State::Stopped;
         }
         let steps = match self.strategy {
@@ -948,12 +964,12 @@ impl<P: Pid> Core<P> {
             reason: reason.clone(),
         });
         if let Some(OpKind::Init) = kind {
-            // §1.2.6: undo the start-up in reverse order, then fail.
+            // Undo the start-up in reverse order, then fail.
             self.children[idx].state = State::Stopped;
             let steps = self.terminate_steps(0);
             return self.begin(OpKind::InitAbort { id, reason }, steps);
         }
-        // §1.6: mark it restarting and retry through the mailbox, so that anything already
+        // Mark it restarting and retry through the mailbox, so that anything already
         // waiting (API calls, exits, a shutdown) is handled first. The retry counts as the next
         // attempt when it comes up, and a child with a backoff is then put off by its next delay.
         // A backed-off wait the child had is over (a sibling's round just tried it): its timer

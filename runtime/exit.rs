@@ -53,7 +53,7 @@ const RACTOR_DRAINED: &str = "Drained";
 
 impl ExitReason {
     /// True for `Normal`, `Shutdown` and `ShutdownWith`: the reasons after which a `transient` child is
-    /// not restarted and no error is reported (spec §1.3).
+    /// not restarted and no error is reported (docs/semantics.md, "Exit reasons").
     ///
     /// ```
     /// # use canopy::ExitReason;

@@ -111,6 +111,8 @@ impl HandleOptions {
     }
 
     /// How many sends may wait for a restart at the same time; one more is [`HandleError::Overflow`].
+    /// Zero is refused by [`validate`](Self::validate); a number beyond what tokio's semaphore
+    /// holds (about 2^61) is that many.
     pub fn buffer(mut self, capacity: usize) -> Self {
         self.buffer = capacity;
         self
@@ -319,7 +321,8 @@ impl<M: Message> ChildHandle<M> {
                 slot,
                 current: RwLock::new(None),
                 options,
-                waiting: Semaphore::new(options.buffer),
+                // Beyond tokio's limit a bound is no bound: clamp rather than panic.
+                waiting: Semaphore::new(options.buffer.min(Semaphore::MAX_PERMITS)),
                 _msg: PhantomData,
             }),
         })
@@ -354,7 +357,7 @@ impl<M: Message> ChildHandle<M> {
         };
         let _slot = self.wait_slot()?;
         let mut msg = msg;
-        let deadline = tokio::time::Instant::now() + self.inner.options.wait;
+        let deadline = crate::deadline_in(self.inner.options.wait);
         loop {
             let actor = self.running_before(deadline).await?;
             match send(&actor, msg)? {
@@ -387,7 +390,7 @@ impl<M: Message> ChildHandle<M> {
             Some(actor) => actor,
             None => {
                 let _slot = self.wait_slot()?;
-                let deadline = tokio::time::Instant::now() + self.inner.options.wait;
+                let deadline = crate::deadline_in(self.inner.options.wait);
                 self.running_before(deadline).await?
             }
         };

@@ -1,4 +1,4 @@
-//! The restart window: how many restarts a supervisor may make before it gives up (spec §1.4).
+//! The restart window: how many restarts a supervisor may make before it gives up.
 //!
 //! OTP keeps one timestamp per restart, truncated to whole seconds, so its real window is anywhere
 //! between `period` and `period + 1` s and every restart costs O(restarts in the window). canopy keeps

@@ -55,6 +55,8 @@ pub(crate) struct Node {
     pub(crate) children: Arc<dyn Children>,
     /// A dynamic supervisor's argument type; `None` for a static one.
     pub(crate) args: Option<TypeId>,
+    /// Turns true when the start-up of the tree this supervisor belongs to must be abandoned.
+    pub(crate) abort: Option<tokio::sync::watch::Receiver<bool>>,
     /// Bumped after every operation that may have changed a child's incarnation, so that handles
     /// waiting for a restart wake up; dropped with the node, which tells them the supervisor is gone.
     pub(crate) changes: tokio::sync::watch::Sender<u64>,
@@ -66,12 +68,14 @@ impl Node {
         cell: ActorCell,
         children: Arc<dyn Children>,
         args: Option<TypeId>,
+        abort: Option<tokio::sync::watch::Receiver<bool>>,
     ) -> Self {
         Node {
             path,
             cell,
             children,
             args,
+            abort,
             changes: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -89,6 +93,9 @@ struct Registry {
     nodes: HashMap<ActorId, Arc<Node>>,
     /// The running supervisor at each path: what a handle follows across its supervisor's restarts.
     paths: HashMap<String, ActorId>,
+    /// The next suffix to try for an unnamed supervisor whose path is taken, by path, so that
+    /// starting many of them under one parent stays O(1) each.
+    suffixes: HashMap<String, u64>,
     /// Entries of supervisors that were killed (and so never unregistered) are swept when the map
     /// reaches this size; doubling it keeps registration amortised O(1).
     sweep_at: usize,
@@ -98,12 +105,44 @@ static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
         nodes: HashMap::new(),
         paths: HashMap::new(),
+        suffixes: HashMap::new(),
         sweep_at: 64,
     })
 });
 
-pub(crate) fn register(node: Arc<Node>) {
+/// Publishes a supervisor at `path`, building its node there. If a running supervisor already has
+/// that path, a `named` one is refused ([`StartError::PathTaken`](crate::StartError::PathTaken));
+/// an unnamed one takes the first free `path-2`, `path-3`, … and says so in the log.
+pub(crate) fn register(
+    path: String,
+    named: bool,
+    build: impl FnOnce(String) -> Node,
+) -> Result<Arc<Node>, crate::StartError> {
     let mut tree = TREE.write();
+    let taken = |tree: &Registry, path: &str| {
+        tree.paths
+            .get(path)
+            .and_then(|id| tree.nodes.get(id))
+            .is_some_and(|other| other.cell.get_status() < ActorStatus::Stopping)
+    };
+    let mut chosen = path.clone();
+    if taken(&tree, &chosen) {
+        if named {
+            return Err(crate::StartError::PathTaken(path));
+        }
+        let mut n = tree.suffixes.get(&path).copied().unwrap_or(2);
+        while taken(&tree, &format!("{path}-{n}")) {
+            n += 1;
+        }
+        tree.suffixes.insert(path.clone(), n + 1);
+        chosen = format!("{path}-{n}");
+        tracing::info!(
+            target: "canopy::supervisor",
+            wanted = %path,
+            path = %chosen,
+            "an unnamed supervisor's path was taken; name it to choose its path"
+        );
+    }
     if tree.nodes.len() >= tree.sweep_at {
         tree.nodes
             .retain(|_, n| n.cell.get_status() != ActorStatus::Stopped);
@@ -111,8 +150,10 @@ pub(crate) fn register(node: Arc<Node>) {
         paths.retain(|_, id| nodes.contains_key(id));
         tree.sweep_at = (tree.nodes.len() * 2).max(64);
     }
+    let node = Arc::new(build(chosen));
     tree.paths.insert(node.path.clone(), node.cell.get_id());
-    tree.nodes.insert(node.cell.get_id(), node);
+    tree.nodes.insert(node.cell.get_id(), node.clone());
+    Ok(node)
 }
 
 pub(crate) fn unregister(id: &ActorId) {

@@ -131,5 +131,15 @@ pub use crate::spec::{
 };
 pub use crate::supervisor::{Supervisor, SupervisorRef};
 
+/// The instant `d` from now on tokio's clock. A `d` too long to add to the clock (`Duration::MAX`
+/// means "no bound" everywhere canopy takes a duration) gives an instant decades away, which no
+/// timer reaches.
+pub(crate) fn deadline_in(d: std::time::Duration) -> tokio::time::Instant {
+    const FAR: std::time::Duration = std::time::Duration::from_secs(30 * 365 * 24 * 3600);
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now.checked_add(FAR).unwrap_or(now))
+}
+
 /// The ractor canopy is built on, so that a user's code names the same version canopy uses.
 pub use ractor;

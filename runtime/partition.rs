@@ -1,5 +1,5 @@
 //! Partition supervisors: N dynamic supervisors side by side, each child routed to one of them by
-//! a key (Elixir's `PartitionSupervisor`, spec §2).
+//! a key (Elixir's `PartitionSupervisor`).
 //!
 //! One dynamic supervisor handles its calls one at a time; under many concurrent `start_child`
 //! calls it becomes the bottleneck. A [`PartitionSupervisor`] starts N of them (by default one per
@@ -48,7 +48,11 @@ use crate::spec::{
     ChildKind, ChildSpec, SpecError, Start, Strategy, SupervisorSpec, DEFAULT_INTENSITY,
     DEFAULT_PERIOD,
 };
-use crate::supervisor::{spawn_child_supervisor, Supervisor, SupervisorRef};
+use crate::supervisor::{spawn_at, spawn_child_supervisor, SupervisorRef};
+
+/// The most partitions a partition supervisor takes: each is a supervisor actor of its own, and
+/// partitions beyond the number of cores only add overhead, so a larger number is a mistake.
+pub const MAX_PARTITIONS: usize = 4096;
 
 /// The name of a top-level partition supervisor in paths when none is given.
 const DEFAULT_NAME: &str = "partitions";
@@ -141,6 +145,12 @@ impl<A: StartArgs> PartitionSupervisor<A> {
         if self.partitions == Some(0) {
             return Err(SpecError::ZeroPartitions);
         }
+        if let Some(n) = self.partitions.filter(|&n| n > MAX_PARTITIONS) {
+            return Err(SpecError::TooManyPartitions(n));
+        }
+        if let Some(name) = &self.name {
+            crate::spec::check_name(name)?;
+        }
         if self.period.is_zero() {
             return Err(SpecError::ZeroPeriod);
         }
@@ -151,19 +161,17 @@ impl<A: StartArgs> PartitionSupervisor<A> {
     pub async fn start(self) -> Result<PartitionRef<A>, StartError> {
         self.validate().map_err(StartError::Spec)?;
         let (spec, n) = self.supervisor_spec();
-        let sup = Supervisor::start(spec).await?;
+        let name = self.name.as_deref().unwrap_or(DEFAULT_NAME);
+        let sup = spawn_at(spec, None, name, self.name.is_some()).await?;
         Ok(PartitionRef::new(sup, n))
     }
 
     /// Starts a partition supervisor linked to `parent`.
     pub async fn start_linked(self, parent: ActorCell) -> Result<PartitionRef<A>, StartError> {
         self.validate().map_err(StartError::Spec)?;
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| DEFAULT_NAME.to_string());
+        let name = self.name.as_deref().unwrap_or(DEFAULT_NAME);
         let (spec, n) = self.supervisor_spec();
-        let sup = spawn_child_supervisor(spec, parent, &name).await?;
+        let sup = spawn_at(spec, Some(parent), name, self.name.is_some()).await?;
         Ok(PartitionRef::new(sup, n))
     }
 
@@ -207,7 +215,6 @@ impl<A: StartArgs> PartitionSupervisor<A> {
         let n = self.partitions.unwrap_or_else(default_partitions);
         let spec = SupervisorSpec::new(Strategy::OneForOne)
             .restart_intensity(self.intensity, self.period)
-            .name(self.name.as_deref().unwrap_or(DEFAULT_NAME))
             .children((0..n).map(|i| ChildSpec::dynamic(i.to_string(), self.template.clone())));
         (spec, n)
     }

@@ -141,6 +141,8 @@ pub(crate) trait Behaviour: Send + Sync + Sized + 'static {
     type Job: Send;
     /// A future that runs the start function for `job`, as a child of `sup`.
     fn start(&self, job: Self::Job, sup: ActorCell) -> BoxFuture<'static, Result<Start, BoxError>>;
+    /// True if `job` starts a supervisor (which abandons its own start-up when asked to).
+    fn starts_supervisor(&self, job: &Self::Job) -> bool;
     /// Start-up.
     fn init(&self) -> Cmd<Self::Job>;
     /// A child exited; `None` if it is not a current child.
@@ -213,12 +215,18 @@ type Timer = JoinHandle<Result<(), MessagingErr<SupervisorMsg>>>;
 /// What the shell is given to start a supervisor.
 pub(crate) struct Init<B> {
     pub(crate) path: String,
+    /// The path comes from a chosen name or child id: a clash with a running supervisor is
+    /// [`StartError::PathTaken`]. An unnamed supervisor takes the next free path instead.
+    pub(crate) named: bool,
     /// Builds the behaviour, and so decides the spec, inside the new actor. `Ok(None)` is "ignore".
     pub(crate) make: Box<dyn FnOnce() -> Result<Option<B>, StartError> + Send>,
     /// Reads the behaviour's children for the shared tree.
     pub(crate) children: fn(&B) -> Arc<dyn introspect::Children>,
     /// A dynamic supervisor's argument type, so that a typed reference can check it.
     pub(crate) args: Option<std::any::TypeId>,
+    /// Turns true when the start-up must be abandoned (the app is stopping before the tree is up).
+    /// `None`: inherited from the parent supervisor, if it has one.
+    pub(crate) abort: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 /// The shell's state around one behaviour.
@@ -359,6 +367,10 @@ pub enum StartError {
     Init(String),
     /// ractor refused to spawn the supervisor (for example, its parent is stopping).
     Spawn(String),
+    /// A running supervisor already has this path: two top-level supervisors (or two dynamic
+    /// supervisors started with the same name under one parent) would be indistinguishable in
+    /// the tree, in logs and to handles.
+    PathTaken(String),
 }
 
 impl fmt::Display for StartError {
@@ -370,6 +382,9 @@ impl fmt::Display for StartError {
             }
             StartError::Init(reason) => write!(f, "supervisor init failed: {reason}"),
             StartError::Spawn(reason) => write!(f, "could not spawn the supervisor: {reason}"),
+            StartError::PathTaken(path) => {
+                write!(f, "a running supervisor already has the path `{path}`")
+            }
         }
     }
 }
@@ -421,9 +436,16 @@ impl std::error::Error for Ignored {}
 /// Spawns a supervisor with behaviour `B`, linked to `parent` if given. `Ok(None)` if its init said
 /// "ignore".
 pub(crate) async fn spawn<B: Behaviour>(
-    init: Init<B>,
+    mut init: Init<B>,
     parent: Option<ActorCell>,
 ) -> Result<Option<AnySupervisorRef>, StartError> {
+    if init.abort.is_none() {
+        // A child supervisor abandons its start-up with the tree it belongs to.
+        init.abort = parent
+            .as_ref()
+            .and_then(|p| introspect::node(&p.get_id()))
+            .and_then(|n| n.abort.clone());
+    }
     let me = Shell::<B>(std::marker::PhantomData);
     let spawned = match parent {
         Some(parent) => Actor::spawn_linked(None, me, init, parent).await,
@@ -444,6 +466,16 @@ pub(crate) async fn spawn<B: Behaviour>(
     }
 }
 
+/// An actor in an error message: a supervisor by its path, any other actor by its id.
+impl crate::core::Pid for ActorCell {
+    fn describe(&self) -> String {
+        match introspect::path_of(self) {
+            Some(path) => path,
+            None => format!("actor {}", self.get_id()),
+        }
+    }
+}
+
 /// The path of a child `name` of the supervisor `parent` (just `/name` if `parent` is not one).
 pub(crate) fn child_path(parent: &ActorCell, name: &str) -> String {
     format!("{}/{name}", introspect::path_of(parent).unwrap_or_default())
@@ -461,9 +493,11 @@ impl<B: Behaviour> Actor for Shell<B> {
     ) -> Result<State<B>, ActorProcessingErr> {
         let Init {
             path,
+            named,
             make,
             children,
             args,
+            abort,
         } = init;
         let b = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(make)) {
             Ok(Ok(Some(b))) => b,
@@ -476,14 +510,12 @@ impl<B: Behaviour> Actor for Shell<B> {
                 ))))
             }
         };
-        let node = Arc::new(introspect::Node::new(
-            path,
-            myself.get_cell(),
-            children(&b),
-            args,
-        ));
         // Registered before the children start, so that child supervisors find their parent's path.
-        introspect::register(node.clone());
+        let cell = myself.get_cell();
+        let node = introspect::register(path, named, |path| {
+            introspect::Node::new(path, cell, children(&b), args, abort)
+        })
+        .map_err(|e| -> ActorProcessingErr { Box::new(e) })?;
         let mut state = State {
             b,
             node,
@@ -1012,7 +1044,24 @@ async fn drive_inline<B: Behaviour>(
     let done = loop {
         cmd = match cmd {
             Cmd::Start(job) => {
-                let result = state.run_start(&sup, job).await;
+                let result = match state.node.abort.clone() {
+                    Some(abort) if *abort.borrow() => Err(abandoned()),
+                    // A supervisor being started sees the same signal and unwinds its own
+                    // start-up in order, so it is waited for; a worker's start is dropped.
+                    Some(abort) if !state.b.starts_supervisor(&job) => tokio::select! {
+                        biased;
+                        result = state.run_start(&sup, job) => result,
+                        _ = aborted(abort) => {
+                            tracing::warn!(
+                                target: T,
+                                supervisor = %state.node.path,
+                                "start-up abandoned while a child was starting"
+                            );
+                            Err(abandoned())
+                        }
+                    },
+                    _ => state.run_start(&sup, job).await,
+                };
                 state.b.started(result)
             }
             Cmd::Terminate { id, pid, shutdown } => {
@@ -1039,6 +1088,18 @@ async fn drive_inline<B: Behaviour>(
         log_report(&state.node.path, &report);
     }
     done
+}
+
+/// Why a start-up that was abandoned failed.
+fn abandoned() -> StartFailure {
+    StartFailure::Error("start-up abandoned: the application is stopping".into())
+}
+
+/// Resolves once `abort` turns true; never if its sender is gone without it.
+async fn aborted(mut abort: tokio::sync::watch::Receiver<bool>) {
+    if abort.wait_for(|a| *a).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The time a core is given: tokio's clock, so that a paused test clock drives backoff and the

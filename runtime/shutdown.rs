@@ -42,7 +42,7 @@ pub(crate) struct ShutdownTimer {
 
 impl ShutdownTimer {
     fn arm(&mut self, grace: Duration) -> Pin<&mut Sleep> {
-        let deadline = tokio::time::Instant::now() + grace;
+        let deadline = crate::deadline_in(grace);
         match &mut self.sleep {
             Some(sleep) => {
                 sleep.as_mut().reset(deadline);

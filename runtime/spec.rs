@@ -1,4 +1,4 @@
-//! Child and supervisor specifications, with their defaults and validation (spec §1.1).
+//! Child and supervisor specifications, with their defaults and validation.
 //!
 //! A [`ChildSpec`] says how to start one child and how to treat it when it exits; a
 //! [`SupervisorSpec`] holds the strategy, the restart budget and the children in start order. Specs are
@@ -106,7 +106,7 @@ impl fmt::Debug for Start {
 pub type StartFn =
     Arc<dyn Fn(ActorCell) -> BoxFuture<'static, Result<Start, BoxError>> + Send + Sync>;
 
-/// When a child is restarted after it exits (spec §1.3).
+/// When a child is restarted after it exits (docs/semantics.md, the exit decision table).
 ///
 /// ```
 /// assert_eq!(canopy::Restart::default(), canopy::Restart::Permanent);
@@ -122,7 +122,7 @@ pub enum Restart {
     Temporary,
 }
 
-/// How a child is stopped by its supervisor (spec §1.7, plus `Drain`).
+/// How a child is stopped by its supervisor (docs/semantics.md, "Shutdown policies").
 ///
 /// ```
 /// use std::time::Duration;
@@ -266,7 +266,7 @@ impl ChildSpec {
         self
     }
 
-    /// Marks the child significant for `auto_shutdown` (spec §1.9). Only transient and temporary
+    /// Marks the child significant for `auto_shutdown`. Only transient and temporary
     /// children may be significant, and only under a supervisor whose auto-shutdown is not `Never`.
     pub fn significant(mut self, significant: bool) -> Self {
         self.significant = significant;
@@ -342,7 +342,7 @@ impl fmt::Debug for ChildSpec {
     }
 }
 
-/// How a supervisor restarts its children when one of them must be restarted (spec §1.5).
+/// How a supervisor restarts its children when one of them must be restarted.
 ///
 /// ```
 /// assert_eq!(canopy::Strategy::default(), canopy::Strategy::OneForOne);
@@ -358,7 +358,7 @@ pub enum Strategy {
     RestForOne,
 }
 
-/// When a supervisor stops by itself because significant children exited (spec §1.9).
+/// When a supervisor stops by itself because significant children exited (docs/semantics.md).
 ///
 /// ```
 /// assert_eq!(canopy::AutoShutdown::default(), canopy::AutoShutdown::Never);
@@ -511,6 +511,9 @@ impl SupervisorSpec {
         if self.period.is_zero() {
             return Err(SpecError::ZeroPeriod);
         }
+        if let Some(name) = &self.name {
+            check_name(name)?;
+        }
         if let Some(b) = &self.backoff {
             b.validate()?;
         }
@@ -548,6 +551,14 @@ pub fn check_child_specs(
 }
 
 /// Checks one child spec on its own (not its id's uniqueness).
+/// A name or id becomes one segment of a path: it may not contain `/`.
+pub(crate) fn check_name(name: &str) -> Result<(), SpecError> {
+    if name.contains('/') {
+        return Err(SpecError::SlashInName(name.to_string()));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_child_spec(
     child: &ChildSpec,
     auto_shutdown: AutoShutdown,
@@ -555,6 +566,7 @@ pub(crate) fn check_child_spec(
     if child.id.is_empty() {
         return Err(SpecError::EmptyId);
     }
+    check_name(&child.id)?;
     if let Some(b) = &child.backoff {
         b.validate()?;
     }
@@ -599,6 +611,19 @@ pub enum SpecError {
     SignificantDynamic,
     /// A partition supervisor with zero partitions: no child could ever be routed anywhere.
     ZeroPartitions,
+    /// A partition supervisor with more than
+    /// [`MAX_PARTITIONS`](crate::partition::MAX_PARTITIONS) partitions.
+    TooManyPartitions(usize),
+    /// A child id or a supervisor name contains `/`, which separates the segments of a path.
+    SlashInName(String),
+    /// An app's drain delay is not shorter than its shutdown deadline, which covers it: the
+    /// teardown would begin with no time left.
+    DrainNotShorterThanDeadline {
+        /// The drain delay.
+        drain: Duration,
+        /// The shutdown deadline.
+        deadline: Duration,
+    },
 }
 
 impl fmt::Display for SpecError {
@@ -625,6 +650,19 @@ impl fmt::Display for SpecError {
                 "a dynamic supervisor's child template cannot be significant: dynamic supervisors have no auto-shutdown",
             ),
             SpecError::ZeroPartitions => f.write_str("a partition supervisor needs at least 1 partition"),
+            SpecError::TooManyPartitions(n) => write!(
+                f,
+                "{n} partitions is more than the {} a partition supervisor takes",
+                crate::partition::MAX_PARTITIONS
+            ),
+            SpecError::SlashInName(name) => write!(
+                f,
+                "`{name}` contains `/`, which separates the segments of a path"
+            ),
+            SpecError::DrainNotShorterThanDeadline { drain, deadline } => write!(
+                f,
+                "the drain delay ({drain:?}) must be shorter than the shutdown deadline ({deadline:?}), which covers it"
+            ),
         }
     }
 }

@@ -109,6 +109,10 @@ fn reply(result: Result<Option<ActorCell>, ChildError>) -> Cmd<Arc<ChildSpec>> {
 impl Behaviour for Static {
     type Job = Arc<ChildSpec>;
 
+    fn starts_supervisor(&self, spec: &Arc<ChildSpec>) -> bool {
+        spec.kind == ChildKind::Supervisor
+    }
+
     fn start(
         &self,
         spec: Arc<ChildSpec>,
@@ -218,13 +222,40 @@ impl Behaviour for Static {
 /// The name of a supervisor in paths when nothing names it.
 const DEFAULT_NAME: &str = "root";
 
+/// `named`: the path comes from a name or a child id someone chose, so a clash is an error; an
+/// unnamed supervisor takes the next free path instead (`/root-2`).
 async fn spawn(
     source: Source,
     parent: Option<ActorCell>,
     path: String,
+    named: bool,
+) -> Result<Option<SupervisorRef>, StartError> {
+    spawn_abortable(source, parent, (path, named), None).await
+}
+
+/// Starts the root of an app's tree, linked to `parent`: its start-up, and that of every supervisor
+/// below it, is abandoned in order when `abort` turns true.
+pub(crate) async fn start_root(
+    spec: SupervisorSpec,
+    parent: ActorCell,
+    abort: tokio::sync::watch::Receiver<bool>,
+) -> Result<SupervisorRef, StartError> {
+    let named = spec.name.is_some();
+    let path = shell::child_path(&parent, spec.name.as_deref().unwrap_or(DEFAULT_NAME));
+    spawn_abortable(Source::Spec(spec), Some(parent), (path, named), Some(abort))
+        .await?
+        .ok_or_else(|| StartError::Init("ignored".into()))
+}
+
+async fn spawn_abortable(
+    source: Source,
+    parent: Option<ActorCell>,
+    (path, named): (String, bool),
+    abort: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<Option<SupervisorRef>, StartError> {
     let init = Init {
         path,
+        named,
         make: Box::new(move || {
             let spec = match source {
                 Source::Spec(spec) => spec,
@@ -241,6 +272,7 @@ async fn spawn(
         }),
         children: |b: &Static| b.core.clone(),
         args: None,
+        abort,
     };
     Ok(shell::spawn(init, parent)
         .await?
@@ -253,8 +285,22 @@ pub(crate) async fn spawn_child_supervisor(
     parent: ActorCell,
     id: &str,
 ) -> Result<SupervisorRef, StartError> {
-    let path = shell::child_path(&parent, id);
-    spawn(Source::Spec(spec), Some(parent), path)
+    spawn_at(spec, Some(parent), id, true).await
+}
+
+/// Starts a supervisor named `name` in paths, top-level or under `parent`. `named`: the name was
+/// chosen (a clash is an error) rather than a default (a clash takes the next free path).
+pub(crate) async fn spawn_at(
+    spec: SupervisorSpec,
+    parent: Option<ActorCell>,
+    name: &str,
+    named: bool,
+) -> Result<SupervisorRef, StartError> {
+    let path = match &parent {
+        Some(parent) => shell::child_path(parent, name),
+        None => format!("/{name}"),
+    };
+    spawn(Source::Spec(spec), parent, path, named)
         .await?
         .ok_or_else(|| StartError::Init("ignored".into()))
 }
@@ -269,8 +315,9 @@ impl Supervisor {
     /// # }
     /// ```
     pub async fn start(spec: SupervisorSpec) -> Result<SupervisorRef, StartError> {
+        let named = spec.name.is_some();
         let path = format!("/{}", spec.name.as_deref().unwrap_or(DEFAULT_NAME));
-        spawn(Source::Spec(spec), None, path)
+        spawn(Source::Spec(spec), None, path, named)
             .await?
             .ok_or_else(|| StartError::Init("ignored".into()))
     }
@@ -290,8 +337,9 @@ impl Supervisor {
         spec: SupervisorSpec,
         parent: ActorCell,
     ) -> Result<SupervisorRef, StartError> {
+        let named = spec.name.is_some();
         let path = shell::child_path(&parent, spec.name.as_deref().unwrap_or(DEFAULT_NAME));
-        spawn(Source::Spec(spec), Some(parent), path)
+        spawn(Source::Spec(spec), Some(parent), path, named)
             .await?
             .ok_or_else(|| StartError::Init("ignored".into()))
     }
@@ -317,7 +365,7 @@ impl Supervisor {
             Some(parent) => shell::child_path(parent, DEFAULT_NAME),
             None => format!("/{DEFAULT_NAME}"),
         };
-        spawn(Source::With(Arc::new(init)), parent, path).await
+        spawn(Source::With(Arc::new(init)), parent, path, false).await
     }
 }
 
@@ -363,10 +411,12 @@ impl ChildSpec {
             let init = init.clone();
             let path = shell::child_path(&sup, &name);
             async move {
-                Ok(match spawn(Source::With(init), Some(sup), path).await? {
-                    Some(child) => Start::from(child.cell()),
-                    None => Start::Ignore,
-                })
+                Ok(
+                    match spawn(Source::With(init), Some(sup), path, true).await? {
+                        Some(child) => Start::from(child.cell()),
+                        None => Start::Ignore,
+                    },
+                )
             }
         })
         .kind(ChildKind::Supervisor)

@@ -294,3 +294,112 @@ async fn values_kept_until_exit_are_dropped_after_the_last_line() {
     assert_eq!(status, Ok(ExitStatus::CLEAN));
     assert!(flushed.load(Ordering::SeqCst));
 }
+
+/// Tells the test each incarnation's address as it starts, so the test can crash it.
+#[derive(Clone)]
+struct Announcer(tokio::sync::mpsc::UnboundedSender<ActorRef<Msg>>);
+
+impl Actor for Announcer {
+    type Msg = Msg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, me: ActorRef<Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+        let _ = self.0.send(me);
+        Ok(())
+    }
+    async fn handle(&self, _: ActorRef<Msg>, _: Msg, _: &mut ()) -> Result<(), ActorProcessingErr> {
+        Err("crash on purpose".into())
+    }
+}
+
+/// The root giving up during the drain delay ends the drain and the status says so (it used to
+/// be 0): a crash loop that exhausts the restart budget while the app drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_root_giving_up_during_the_drain_is_root_gave_up() {
+    let (tx, mut incarnations) = tokio::sync::mpsc::unbounded_channel();
+    let spec = SupervisorSpec::default()
+        .restart_intensity(2, Duration::from_secs(3600))
+        .child(ChildSpec::actor("crasher", Announcer(tx), ()));
+    let app = quiet(spec)
+        .drain_delay(Duration::from_secs(3600))
+        .shutdown_deadline(Duration::from_secs(7200));
+    let handle = app.handle();
+    let run = tokio::spawn(app.run());
+    let first = incarnations.recv().await.expect("started");
+    handle.shutdown();
+    // The stop has begun (the token fires before the drain): crash the child until the root
+    // gives up; each new incarnation announces itself.
+    handle.shutdown_token().triggered().await;
+    first.send_message(Msg::Crash).unwrap();
+    while let Some(next) = incarnations.recv().await {
+        next.send_message(Msg::Crash).unwrap();
+    }
+    let status = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the drain ends when the root gives up")
+        .unwrap();
+    assert_eq!(status, Ok(ExitStatus::ROOT_GAVE_UP));
+}
+
+/// The deadline covers the drain: a drain delay not shorter than it is refused before anything
+/// starts, with a typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_delay_not_shorter_than_the_deadline_is_refused() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let counter = started.clone();
+    let spec = SupervisorSpec::default().child(ChildSpec::new("c", move |_sup| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async { Ok(Start::Ignore) }
+    }));
+    for (drain, deadline) in [(10, 10), (11, 10), (u64::MAX, 10)] {
+        let app = quiet(spec.clone())
+            .drain_delay(Duration::from_secs(drain))
+            .shutdown_deadline(Duration::from_secs(deadline));
+        assert_eq!(
+            app.run().await,
+            Err(StartError::Spec(SpecError::DrainNotShorterThanDeadline {
+                drain: Duration::from_secs(drain),
+                deadline: Duration::from_secs(deadline),
+            }))
+        );
+    }
+    assert_eq!(started.load(Ordering::SeqCst), 0, "nothing started");
+    // A drain shorter than the deadline is fine, and no drain at all with any deadline.
+    let app = quiet(spec.clone())
+        .drain_delay(Duration::from_millis(1))
+        .shutdown_deadline(Duration::from_secs(10));
+    app.handle().shutdown();
+    assert_eq!(app.run().await, Ok(ExitStatus::CLEAN));
+    let app = quiet(spec).shutdown_deadline(Duration::ZERO);
+    app.handle().shutdown();
+    assert_eq!(
+        app.run().await,
+        Ok(ExitStatus::CLEAN),
+        "nothing was left to kill"
+    );
+}
+
+/// Finished tasks are reaped as new ones are spawned: a task per request does not grow memory
+/// for the life of the process.
+#[tokio::test]
+async fn spawned_tasks_are_reaped_as_they_finish() {
+    let app = quiet(SupervisorSpec::default());
+    let handle = app.handle();
+    let mut most = 0;
+    for i in 0..100_000u32 {
+        handle.spawn(async {});
+        if i % 1_000 == 999 {
+            // Let the spawned tasks run to completion (the test runs on one thread): this task
+            // waits on a task spawned last, which runs after those spawned before it.
+            let (done, finished) = tokio::sync::oneshot::channel();
+            tokio::spawn(async move {
+                let _ = done.send(());
+            });
+            finished.await.unwrap();
+        }
+        most = most.max(handle.tasks());
+    }
+    assert!(most <= 2_000, "at most {most} tasks held at once");
+    handle.shutdown();
+    assert_eq!(app.run().await, Ok(ExitStatus::CLEAN));
+}

@@ -1,4 +1,4 @@
-//! OTP conformance: the cases of OTP's `supervisor_SUITE` (spec §7), static and dynamic, each test
+//! OTP conformance: the cases of OTP's `supervisor_SUITE`, static and dynamic, each test
 //! named after its OTP case. Where Rust's types make a case impossible, the test keeps the name and
 //! checks the nearest Rust equivalent, with a comment saying so.
 

@@ -1,12 +1,18 @@
 //! The per-child termination policies on a real supervisor: `Drain` handles what is already queued
 //! before it stops, `Timeout` drops it, and `Drain` still kills after its bound.
+//!
+//! On tokio's paused clock (which the supervisor's shutdown timers read): a job's time and a
+//! policy's bound pass only when every task waits, so "the stop is sent before the first job is
+//! done" and "the bound runs out after so many jobs" hold however loaded the machine is, and cost
+//! no real time.
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canopy::{ExitReason, Shutdown, Supervisor, SupervisorSpec};
 use common::*;
+use tokio::time::Instant;
 
 async fn queue_slow_work(
     lab: &Lab,
@@ -31,7 +37,7 @@ fn handled(lab: &Lab) -> usize {
         .count()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn drain_handles_every_queued_message_before_stopping() {
     let lab = Lab::new();
     let w = Watcher::new().await;
@@ -53,7 +59,7 @@ async fn drain_handles_every_queued_message_before_stopping() {
     sup.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn timeout_stops_between_messages_and_drops_the_queue() {
     let lab = Lab::new();
     let (sup, _cell) = queue_slow_work(
@@ -73,7 +79,7 @@ async fn timeout_stops_between_messages_and_drops_the_queue() {
     sup.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(start_paused = true)]
 async fn drain_kills_after_its_bound() {
     let lab = Lab::new();
     let w = Watcher::new().await;

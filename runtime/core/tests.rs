@@ -1,4 +1,4 @@
-//! Unit tests of the pure core: one per rule of spec §1, no runtime.
+//! Unit tests of the pure core: one per rule of docs/semantics.md, no runtime.
 //!
 //! [`Shell`] plays the part of the ractor shell: it answers every [`Command`] the core gives until
 //! [`Command::Done`], taking start results and termination reasons from a per-child script (by
@@ -38,7 +38,7 @@ fn sup(strategy: Strategy, children: impl IntoIterator<Item = ChildSpec>) -> Sup
     SupervisorSpec::new(strategy).children(children)
 }
 
-/// The five classes of exit reason of the decision table (§1.3).
+/// The five classes of exit reason of the decision table.
 fn reasons() -> [ExitReason; 5] {
     [
         ExitReason::Normal,
@@ -313,7 +313,7 @@ const STOPPED: Option<ChildStatus<u64>> = Some(ChildStatus::Stopped);
 const RESTARTING: Option<ChildStatus<u64>> = Some(ChildStatus::Restarting);
 
 // -------------------------------------------------------------------------------------------------
-// §1.2 Start-up
+// Start-up
 
 #[test]
 fn init_starts_children_one_at_a_time_in_list_order() {
@@ -379,7 +379,7 @@ fn init_failure_terminates_the_started_children_in_reverse_and_fails() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.3 The decision table
+// The exit decision table
 
 #[test]
 fn permanent_child_is_restarted_after_every_exit_and_every_exit_is_reported() {
@@ -475,7 +475,7 @@ fn exits_of_strangers_and_of_replaced_or_terminated_incarnations_are_stale() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.4 Restart intensity
+// Restart intensity
 
 #[test]
 fn a_failed_restart_counts_against_intensity() {
@@ -604,7 +604,7 @@ fn the_restart_window_slides() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.5 Strategies
+// Strategies
 
 #[test]
 fn one_for_one_restarts_only_the_failed_child() {
@@ -731,7 +731,7 @@ fn ignore_during_a_restart_leaves_the_spec_stopped_without_retry() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.6 Try again
+// Failed restarts (try again)
 
 #[test]
 fn a_failed_restart_marks_the_child_restarting_and_asks_for_a_retry() {
@@ -829,7 +829,7 @@ fn retry_is_ignored_after_terminate_child() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.7 Terminating children
+// Termination
 
 #[test]
 fn shutdown_terminates_running_children_in_reverse_start_order() {
@@ -947,7 +947,7 @@ fn a_child_that_already_exited_by_itself_is_not_reported_nor_restarted_twice() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.9 Significant children and auto-shutdown
+// Significant children and auto-shutdown
 
 fn significant(spec: ChildSpec) -> ChildSpec {
     spec.significant(true)
@@ -1083,7 +1083,7 @@ fn significant_bystanders_of_a_restart_do_not_trigger_auto_shutdown() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.10 Child management API
+// Child management API
 
 #[test]
 fn unknown_ids_are_not_found() {

@@ -1,5 +1,5 @@
-//! A dynamic supervisor's decisions, as a plain synchronous state machine (spec §1.5, §1.6, §1.7,
-//! §1.10 for `simple_one_for_one`, §2 for Elixir's `DynamicSupervisor`).
+//! A dynamic supervisor's decisions, as a plain synchronous state machine (OTP's
+//! `simple_one_for_one`, Elixir's `DynamicSupervisor`; see docs/semantics.md).
 //!
 //! [`DynCore`] reads like the static [`Core`](crate::core::Core): events in (a child exited, a retry
 //! came up, an API call), one [`DynCommand`] out at a time, the shell feeding each result back
@@ -84,7 +84,7 @@ pub enum DynCommand<P, A> {
         shutdown: Shutdown,
     },
     /// Stop all these processes at once, each by its policy, and report with
-    /// [`DynCore::terminated_all`] (spec §1.7: a dynamic supervisor's shutdown is parallel).
+    /// [`DynCore::terminated_all`] (a dynamic supervisor's shutdown is parallel).
     TerminateAll {
         /// Every running child: key, process, policy.
         children: Vec<(u64, P, Shutdown)>,
@@ -131,7 +131,7 @@ pub struct DynRetry {
     /// The child.
     pub key: u64,
     /// How long to wait first: zero for OTP's `try_again_restart`, which goes behind whatever is
-    /// already in the mailbox (§1.6), or the backoff delay.
+    /// already in the mailbox, or the backoff delay.
     pub after: Duration,
     /// Which retry this is. Only the last retry handed out for a child counts, and only once.
     pub generation: u64,
@@ -242,7 +242,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     // ---------------------------------------------------------------------------------------------
     // Events
 
-    /// A child exited (§1.3). Returns `None` for an exit that is not about a running child: an
+    /// A child exited. Returns `None` for an exit that is not about a running child: an
     /// incarnation already replaced or terminated, or a stranger.
     pub fn child_exited(
         &mut self,
@@ -270,7 +270,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             Restart::Temporary => false,
         };
         if !restart {
-            // A dynamic child that is not restarted is gone, arguments and all (§1.3, §2).
+            // A dynamic child that is not restarted is gone, arguments and all.
             self.remove(key);
             return Some(idle(None));
         }
@@ -281,7 +281,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     }
 
     /// A queued retry came up, with the `generation` of its [`DynRetry`]: a failed start's retry
-    /// (§1.6), counted against the budget now (it is the next attempt), or a backed-off restart,
+    /// that counts against the budget now (it is the next attempt), or a backed-off restart,
     /// counted when it was scheduled. `None`, with nothing changed, unless it is the last retry
     /// handed out for the child and has not come up before: the child may have been terminated,
     /// the supervisor may have stopped it, or the retry may be a duplicate or superseded.
@@ -326,7 +326,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         }
     }
 
-    /// Stop every running child at once, then exit with `reason` (§1.7). Children waiting for a
+    /// Stop every running child at once, then exit with `reason`. Children waiting for a
     /// restart have nothing to stop and are dropped. Any operation in progress is abandoned.
     pub fn shutdown(&mut self, reason: ExitReason) -> DynCommand<P, A> {
         self.op = None;
@@ -346,7 +346,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     }
 
     // ---------------------------------------------------------------------------------------------
-    // The child management API (§1.10, simple rows; §2)
+    // The child management API (docs/semantics.md, "Child management API")
 
     /// Starts a new child with `args`. Refused with [`ChildError::MaxChildren`] when the limit is
     /// reached (restarting and delayed children count).
@@ -373,7 +373,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         debug_assert!(self.op.is_none(), "one operation at a time");
         let Some(&key) = self.pids.get(pid) else {
             return reply(if alive {
-                Err(ChildError::NotFound(format!("{pid:?}")))
+                Err(ChildError::NotFound(pid.describe()))
             } else {
                 Ok(None)
             });
@@ -522,7 +522,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     }
 
     // ---------------------------------------------------------------------------------------------
-    // Restarts (§1.4, §1.6, backoff)
+    // Restarts (intensity, try-again, backoff)
 
     /// Counts a restart of `key` against the budget, then starts it again, after the backoff delay
     /// if there is one. Past the budget, or past the backoff's bound on restarts in a row, the
@@ -620,7 +620,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 idle(None)
             }
             Ok(None) => {
-                // §1.5 simple_one_for_one_restart_ignore: the instance is removed.
+                // OTP's simple_one_for_one_restart_ignore: the instance is removed.
                 self.reports.push(Report::RestartIgnored {
                     id: key.to_string(),
                 });
@@ -632,7 +632,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                     id: key.to_string(),
                     reason: failure.to_string(),
                 });
-                // §1.6: retry through the mailbox, so that anything already waiting (API calls,
+                // Retry through the mailbox, so that anything already waiting (API calls,
                 // exits, a shutdown) is handled first. The retry counts against the budget as the
                 // next attempt, and under a backoff is then put off by the next delay.
                 idle(self.hand_out_retry(key, Duration::ZERO, State::Restarting))
@@ -646,7 +646,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         keep: Option<A>,
         result: Result<Option<P>, StartFailure<P>>,
     ) -> DynCommand<P, A> {
-        // The caller gets every failure as it is and nothing is stored (§1.10 simple rows); OTP
+        // The caller gets every failure as it is and nothing is stored; OTP
         // logs no start_error for calls it answers.
         let pid = match result {
             Ok(Some(pid)) => pid,

@@ -1,5 +1,5 @@
 //! Dynamic supervisors: children started on demand from one template (OTP's `simple_one_for_one`,
-//! Elixir's `DynamicSupervisor`; spec §1.5, §1.6, §1.7, §1.10 and §2).
+//! Elixir's `DynamicSupervisor`; docs/semantics.md, "Dynamic supervisors").
 //!
 //! A [`DynamicSpec<A>`] is a child template: a start function that takes the supervisor's cell and
 //! per-child arguments of type `A`, plus the restart type, shutdown policy and kind every child
@@ -368,6 +368,9 @@ impl<A> DynamicSpec<A> {
         }
         if self.significant {
             return Err(SpecError::SignificantDynamic);
+        }
+        if let Some(name) = &self.name {
+            crate::spec::check_name(name)?;
         }
         Ok(())
     }

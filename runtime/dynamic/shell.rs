@@ -111,6 +111,10 @@ impl<A: StartArgs> Dynamic<A> {
 impl<A: StartArgs> Behaviour for Dynamic<A> {
     type Job = A;
 
+    fn starts_supervisor(&self, _: &A) -> bool {
+        self.spec.kind == ChildKind::Supervisor
+    }
+
     fn start(&self, args: A, sup: ActorCell) -> BoxFuture<'static, Result<Start, BoxError>> {
         (self.spec.start)(sup, args)
     }
@@ -229,13 +233,17 @@ impl<A: StartArgs> Behaviour for Dynamic<A> {
     }
 }
 
+/// `named`: as for static supervisors, a clash of a chosen name is an error and an unnamed
+/// supervisor takes the next free path.
 async fn spawn<A: StartArgs>(
     spec: DynamicSpec<A>,
     parent: Option<ActorCell>,
     path: String,
+    named: bool,
 ) -> Result<DynamicRef<A>, StartError> {
     let init = Init {
         path,
+        named,
         make: Box::new(move || {
             let core = DynCore::new(&spec).map_err(StartError::Spec)?;
             Ok(Some(Dynamic {
@@ -246,6 +254,7 @@ async fn spawn<A: StartArgs>(
         }),
         children: |b: &Dynamic<A>| b.core.clone(),
         args: Some(TypeId::of::<A>()),
+        abort: None,
     };
     match shell::spawn(init, parent).await? {
         Some(inner) => Ok(DynamicRef {
@@ -269,8 +278,9 @@ impl<A: StartArgs> DynamicSupervisor<A> {
     /// # }
     /// ```
     pub async fn start(spec: DynamicSpec<A>) -> Result<DynamicRef<A>, StartError> {
+        let named = spec.name.is_some();
         let path = format!("/{}", spec.name.as_deref().unwrap_or(DEFAULT_NAME));
-        spawn(spec, None, path).await
+        spawn(spec, None, path, named).await
     }
 
     /// Starts a dynamic supervisor linked to `parent` (a supervisor's start function does this;
@@ -293,7 +303,7 @@ impl<A: StartArgs> DynamicSupervisor<A> {
     ) -> Result<DynamicRef<A>, StartError> {
         let name = spec.name.clone();
         let path = shell::child_path(&parent, name.as_deref().unwrap_or(DEFAULT_NAME));
-        spawn(spec, Some(parent), path).await
+        spawn(spec, Some(parent), path, name.is_some()).await
     }
 }
 
@@ -323,7 +333,7 @@ impl ChildSpec {
             let spec = spec.clone();
             let path = shell::child_path(&sup, &name);
             async move {
-                let child = spawn(spec, Some(sup), path).await?;
+                let child = spawn(spec, Some(sup), path, true).await?;
                 Ok(Start::from(child.cell()))
             }
         })

@@ -300,7 +300,7 @@ fn invalid_templates_are_typed_errors() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// start_child (§1.10 simple rows)
+// start_child (Child management API)
 
 #[test]
 fn start_child_runs_the_template_with_the_args_and_keeps_them() {
@@ -399,7 +399,7 @@ fn max_children_counts_running_restarting_and_delayed_children() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.3 The decision table
+// The exit decision table
 
 #[test]
 fn permanent_child_is_restarted_after_every_exit_with_its_own_args() {
@@ -506,7 +506,7 @@ fn a_restart_that_returns_ignore_removes_the_child() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.4 intensity, §1.6 try again
+// Restart intensity, failed restarts (try again)
 
 #[test]
 fn a_failed_restart_leaves_the_child_restarting_with_an_immediate_retry_that_counts() {
@@ -605,7 +605,7 @@ fn the_budget_is_shared_and_the_window_slides() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// terminate_child (§1.10 simple rows)
+// terminate_child (Child management API)
 
 #[test]
 fn terminate_child_stops_and_forgets_a_running_child() {
@@ -621,7 +621,7 @@ fn terminate_child_stops_and_forgets_a_running_child() {
     assert_eq!(sh.terminate_child(a, false), Ok(None));
     assert_eq!(
         sh.terminate_child(9999, true),
-        Err(ChildError::NotFound("9999".into()))
+        Err(ChildError::NotFound("process 9999".into()))
     );
     assert_eq!(sh.take_log(), "");
     assert_eq!(sh.pid(2), b);
@@ -659,7 +659,7 @@ fn a_shutdown_error_is_reported_when_a_child_had_to_be_killed() {
 }
 
 // -------------------------------------------------------------------------------------------------
-// §1.7 parallel shutdown
+// Parallel shutdown
 
 #[test]
 fn shutdown_stops_every_running_child_in_one_command_and_drops_pending_restarts() {

@@ -1,6 +1,12 @@
 //! Test support shared by the integration tests: a scriptable child (OTP's `supervisor_1`), a lab that
 //! builds child specs for it and records what happened, and a watcher that learns every exit reason
 //! through ractor monitors, the way OTP's suite monitors children.
+//!
+//! Waiting: tests order events by handshakes, never by sleeps. The child reports what it does (the
+//! lab's events, "I am in the handler now" on [`hang`] and [`busy`]), the lab and the watcher wake
+//! whoever waits on them when something is recorded ([`Lab::until`], [`Watcher::exit_of`]), and a
+//! check that something did *not* happen is made after a call that the supervisor answers only once
+//! it has handled what came before it (supervision events are taken before messages).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -10,6 +16,40 @@ use std::time::Duration;
 use canopy::{ChildSpec, ExitReason, Start, StopWith};
 use parking_lot::Mutex;
 use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
+use tokio::sync::{oneshot, Notify};
+
+/// The longest any wait for a handshake may take before the test fails: an upper bound against
+/// hanging, never what orders anything.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Something that is changed by actors and waited on by tests: a wait re-checks its condition
+/// each time a change is announced, so it never sleeps and never misses a change.
+#[derive(Clone, Default)]
+struct Changes(Arc<Notify>);
+
+impl Changes {
+    /// Wakes every waiter, after the change has been made.
+    fn announce(&self) {
+        self.0.notify_waiters();
+    }
+
+    /// Waits until `probe` gives a value, re-checking after each change, for at most [`WAIT`].
+    async fn until<T>(&self, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let changed = self.0.notified();
+            tokio::pin!(changed);
+            // Registered before the check, so a change made right after it still wakes us.
+            changed.as_mut().enable();
+            if let Some(value) = probe() {
+                return value;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                panic!("timed out after {WAIT:?} waiting for: {what}");
+            }
+        }
+    }
+}
 
 /// What the next start of a child does.
 #[derive(Clone, Debug)]
@@ -43,8 +83,16 @@ pub enum WorkerMsg {
     Exit(ExitReason),
     /// Panic in the handler.
     Panic(String),
-    /// Block in the handler (awaiting) for an hour: a stop is never taken, only a kill works.
-    Hang,
+    /// Say so on the sender once in the handler, then block there for good (awaiting a future that
+    /// never completes): a stop is never taken, only a kill works. See [`hang`].
+    Hang(oneshot::Sender<()>),
+    /// Say so on `entered` once in the handler, then stay there until `release` fires (or its
+    /// sender is dropped), then record `Event::Started("handled:<id>")`: work that lasts exactly
+    /// as long as the test wants. See [`busy`].
+    Busy {
+        entered: oneshot::Sender<()>,
+        release: oneshot::Receiver<()>,
+    },
     /// Unlink from the supervisor.
     Unlink,
     /// Answer, to prove it is alive and its mailbox has been drained up to here.
@@ -69,7 +117,7 @@ impl Actor for TestWorker {
         if let Some(reason) = &self.fail_pre_start {
             return Err(reason.clone().into());
         }
-        self.lab.events.lock().push(Event::Started(self.id.clone()));
+        self.lab.record(Event::Started(self.id.clone()));
         Ok(())
     }
 
@@ -78,7 +126,7 @@ impl Actor for TestWorker {
         _me: ActorRef<WorkerMsg>,
         _: &mut (),
     ) -> Result<(), ActorProcessingErr> {
-        self.lab.events.lock().push(Event::Stopped(self.id.clone()));
+        self.lab.record(Event::Stopped(self.id.clone()));
         Ok(())
     }
 
@@ -93,7 +141,16 @@ impl Actor for TestWorker {
             WorkerMsg::Exit(ExitReason::Killed) => me.kill(),
             WorkerMsg::Exit(reason) => me.stop_with(reason),
             WorkerMsg::Panic(text) => panic!("{text}"),
-            WorkerMsg::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+            WorkerMsg::Hang(entered) => {
+                let _ = entered.send(());
+                std::future::pending::<()>().await
+            }
+            WorkerMsg::Busy { entered, release } => {
+                let _ = entered.send(());
+                let _ = release.await;
+                self.lab
+                    .record(Event::Started(format!("handled:{}", self.id)));
+            }
             WorkerMsg::Unlink => {
                 if let Some(sup) = me.get_cell().try_get_supervisor() {
                     me.get_cell().unlink(sup);
@@ -105,9 +162,7 @@ impl Actor for TestWorker {
             WorkerMsg::SlowWork(d) => {
                 tokio::time::sleep(d).await;
                 self.lab
-                    .events
-                    .lock()
-                    .push(Event::Started(format!("handled:{}", self.id)));
+                    .record(Event::Started(format!("handled:{}", self.id)));
             }
         }
         Ok(())
@@ -118,6 +173,7 @@ impl Actor for TestWorker {
 #[derive(Clone, Default)]
 pub struct Lab {
     events: Arc<Mutex<Vec<Event>>>,
+    changed: Changes,
     modes: Arc<Mutex<HashMap<String, StartMode>>>,
     starts: Arc<Mutex<HashMap<String, u32>>>,
 }
@@ -181,6 +237,20 @@ impl Lab {
         self.events.lock().clone()
     }
 
+    /// Records what a child did and wakes whoever waits in [`Lab::until`].
+    fn record(&self, event: Event) {
+        self.events.lock().push(event);
+        self.changed.announce();
+    }
+
+    /// Waits until the events recorded so far satisfy `cond` (checked again at every new event,
+    /// no polling), for at most [`WAIT`].
+    pub async fn until(&self, what: &str, mut cond: impl FnMut(&[Event]) -> bool) {
+        self.changed
+            .until(what, || cond(&self.events.lock()).then_some(()))
+            .await
+    }
+
     pub fn clear_events(&self) {
         self.events.lock().clear();
     }
@@ -220,15 +290,62 @@ pub fn crash(cell: &ActorCell, reason: ExitReason) {
     tell(cell, WorkerMsg::Exit(reason));
 }
 
+/// Waits (up to [`WAIT`]) for a child's "I am in the handler now".
+async fn entered(rx: oneshot::Receiver<()>) {
+    match tokio::time::timeout(WAIT, rx).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => panic!("the test child stopped before it took the message"),
+        Err(_) => panic!("the test child did not take the message within {WAIT:?}"),
+    }
+}
+
+/// Makes a test child block in its handler for good, and returns once it is in there: from then
+/// on a stop sent to it is not taken (a stop queued before the message would have won over it),
+/// only a kill ends it.
+pub async fn hang(cell: &ActorCell) {
+    let (tx, rx) = oneshot::channel();
+    tell(cell, WorkerMsg::Hang(tx));
+    entered(rx).await;
+}
+
+/// Work a test child is busy with until the test ends it (dropping it ends it too).
+pub struct Release(oneshot::Sender<()>);
+
+impl Release {
+    /// Ends the work: the child records `Event::Started("handled:<id>")` and takes its next
+    /// message or signal.
+    pub fn release(self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// Makes a test child busy in its handler until the returned [`Release`] is used, and returns once
+/// it is in there: a stop sent from now on waits until the work is done.
+pub async fn busy(cell: &ActorCell) -> Release {
+    let (entered_tx, entered_rx) = oneshot::channel();
+    let (release_tx, release_rx) = oneshot::channel();
+    tell(
+        cell,
+        WorkerMsg::Busy {
+            entered: entered_tx,
+            release: release_rx,
+        },
+    );
+    entered(entered_rx).await;
+    Release(release_tx)
+}
+
 /// Records the exit reason of every actor it watches (through ractor monitors, not links).
 #[derive(Clone)]
 pub struct Watcher {
     cell: ActorCell,
     exits: Arc<Mutex<HashMap<ActorId, ExitReason>>>,
+    changed: Changes,
 }
 
 struct WatcherActor {
     exits: Arc<Mutex<HashMap<ActorId, ExitReason>>>,
+    changed: Changes,
 }
 
 impl Actor for WatcherActor {
@@ -246,6 +363,7 @@ impl Actor for WatcherActor {
     ) -> Result<(), ActorProcessingErr> {
         if let Some((cell, reason)) = ExitReason::from_event(&event) {
             self.exits.lock().insert(cell.get_id(), reason);
+            self.changed.announce();
         }
         Ok(())
     }
@@ -254,10 +372,12 @@ impl Actor for WatcherActor {
 impl Watcher {
     pub async fn new() -> Self {
         let exits = Arc::new(Mutex::new(HashMap::new()));
+        let changed = Changes::default();
         let (actor, _) = Actor::spawn(
             None,
             WatcherActor {
                 exits: exits.clone(),
+                changed: changed.clone(),
             },
             (),
         )
@@ -266,6 +386,7 @@ impl Watcher {
         Watcher {
             cell: actor.get_cell(),
             exits,
+            changed,
         }
     }
 
@@ -274,16 +395,14 @@ impl Watcher {
         self.cell.monitor(cell.clone());
     }
 
-    /// The exit reason of `cell`, waiting up to 10 s for it.
+    /// The exit reason of `cell`, waiting (woken by the watcher, up to [`WAIT`]) until it is seen.
     pub async fn exit_of(&self, cell: &ActorCell) -> ExitReason {
         let id = cell.get_id();
-        for _ in 0..1000 {
-            if let Some(r) = self.exits.lock().get(&id).cloned() {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("no exit seen for {id} within 10 s");
+        self.changed
+            .until(&format!("the exit of {id}"), || {
+                self.exits.lock().get(&id).cloned()
+            })
+            .await
     }
 
     /// The exit reason of `cell` if it has exited already.
@@ -292,7 +411,9 @@ impl Watcher {
     }
 }
 
-/// Waits until `cond` holds, polling every 5 ms, for at most 10 s.
+/// Waits until `cond` holds, polling every 5 ms, for at most 10 s. For conditions nothing announces;
+/// the condition is what the test waits on, the poll interval orders nothing. (Prefer
+/// [`Lab::until`] and [`Watcher::exit_of`], which are woken by the change itself.)
 pub async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
     for _ in 0..2000 {
         if cond() {
@@ -303,7 +424,8 @@ pub async fn eventually<F: FnMut() -> bool>(what: &str, mut cond: F) {
     panic!("timed out waiting for: {what}");
 }
 
-/// The running cell of child `id`, waiting (up to 10 s) until it runs and differs from `not`.
+/// The running cell of child `id`, waiting (up to 10 s) until it runs and differs from `not`; asks
+/// the supervisor again every 5 ms (the answer is what is waited on, not the interval).
 pub async fn running_child(
     sup: &canopy::SupervisorRef,
     id: &str,

@@ -1,6 +1,6 @@
 //! OTP conformance: dynamic supervisors, the `simple_one_for_one` cases of OTP's `supervisor_SUITE`
-//! and the `DynamicSupervisor` cases of Elixir's test suite (spec §7, cases 5, 9, 12, 18, 19, 21,
-//! 40–45, 48, 50, 51, 56, 59, 60).
+//! and the `DynamicSupervisor` cases of Elixir's test suite (rules: docs/semantics.md,
+//! "Dynamic supervisors").
 //!
 //! Each test is named after the case it ports. Counts written `[specs, active, supervisors,
 //! workers]` are OTP's `count_children`. A dynamic child is named by its cell; its `which_children`
@@ -9,7 +9,7 @@
 //! equivalent, with a comment saying so.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use canopy::core::REACHED_MAX_RESTART_INTENSITY;
 use canopy::dynamic::DynamicSpec;
@@ -18,6 +18,8 @@ use canopy::{
     Restart, Shutdown, SpecError, Start, StartError, Supervisor, SupervisorSpec,
 };
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 
 use crate::common::*;
 
@@ -102,24 +104,31 @@ async fn wait_looping(lab: &Lab, id: &str, from: u32) {
     eventually("the restart loop runs", || lab.starts(id) >= from + 3).await;
 }
 
-/// Waits a while and asserts that `id` is not started any more.
-async fn assert_loop_ended(lab: &Lab, id: &str) {
+/// Asserts that `id` is not started any more. A failed restart is retried through the supervisor's
+/// mailbox, so a loop that still ran would always have a retry queued or in hand: the first call
+/// below is answered after the retry in hand has queued the next one, the second after that one
+/// has run (and started `id` again). A supervisor that is gone starts nothing.
+async fn assert_loop_ended(sup: &DynamicRef<u32>, lab: &Lab, id: &str) {
     let n = lab.starts(id);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..2 {
+        if sup.count_children().await.is_err() {
+            break;
+        }
+    }
     assert_eq!(lab.starts(id), n, "{id} is no longer being restarted");
 }
 
 // -------------------------------------------------------------------------------------------------
 // Start / stop (cases 5, 9, 12, 18, 19, 21)
 
-/// §7 case 5: a temporary dynamic child that ignores its start gives `Ok` without a cell and is
+/// A temporary dynamic child that ignores its start gives `Ok` without a cell and is
 /// not stored; a later shutdown exits `shutdown` cleanly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sup_start_ignore_temporary_child_start_child_simple() {
     ignore_start_child_simple(Restart::Temporary).await;
 }
 
-/// §7 case 5, permanent template: the same.
+/// Permanent template: the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sup_start_ignore_permanent_child_start_child_simple() {
     ignore_start_child_simple(Restart::Permanent).await;
@@ -140,7 +149,7 @@ async fn ignore_start_child_simple(restart: Restart) {
     assert_eq!(w.exit_of(&sup.cell()).await, ExitReason::Shutdown);
 }
 
-/// §7 case 9: a dynamic start that fails returns the start function's own reason, unwrapped, and
+/// A dynamic start that fails returns the start function's own reason, unwrapped, and
 /// nothing is stored; so does a panic in the start function and a child failing its `pre_start`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sup_start_child_returns_error_simple() {
@@ -174,7 +183,7 @@ async fn sup_start_child_returns_error_simple() {
     sup.shutdown().await;
 }
 
-/// §7 case 12, simple: the defaults are filled in. Rust has no `get_childspec` for a dynamic child
+/// The defaults are filled in. Rust has no `get_childspec` for a dynamic child
 /// (its spec is the template): the template's getters give the defaults, and `which_child` by cell
 /// gives the child's view; an unknown live cell is `NotFound`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -216,9 +225,10 @@ async fn sup_start_map_simple() {
     sup.shutdown().await;
 }
 
-/// §7 case 18: at shutdown a child that ignores its stop is killed after the template's timeout
-/// (`killed`), while its well-behaved sibling exits `shutdown`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// At shutdown a child that ignores its stop is killed after the template's timeout
+/// (`killed`), while its well-behaved sibling exits `shutdown`. On tokio's paused clock: the timeout
+/// costs no real time.
+#[tokio::test(start_paused = true)]
 async fn sup_stop_timeout_dynamic() {
     trace();
     let lab = Lab::new();
@@ -233,16 +243,16 @@ async fn sup_stop_timeout_dynamic() {
     let good = add(&sup, 2).await;
     w.watch(&stuck);
     w.watch(&good);
-    tell(&stuck, WorkerMsg::Hang);
-    // Let it take the message before the stop arrives (a stop queued before it would win).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // It is in its handler, for good, before the stop is sent (a stop queued before the message
+    // would win over it).
+    hang(&stuck).await;
     no_hang("shutdown", sup.shutdown()).await;
     assert_eq!(w.exit_of(&stuck).await, ExitReason::Killed);
     assert_eq!(w.exit_of(&good).await, ExitReason::Shutdown);
     assert_eq!(w.exit_of(&sup.cell()).await, ExitReason::Shutdown);
 }
 
-/// §7 case 19: brutal_kill children exit `killed`; the supervisor exits `shutdown`.
+/// `BrutalKill` children exit `killed`; the supervisor exits `shutdown`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sup_stop_brutal_kill_dynamic() {
     let lab = Lab::new();
@@ -253,7 +263,7 @@ async fn sup_stop_brutal_kill_dynamic() {
     for c in &cells {
         w.watch(c);
     }
-    tell(&cells[0], WorkerMsg::Hang);
+    hang(&cells[0]).await;
     no_hang("shutdown", sup.shutdown()).await;
     for c in &cells {
         assert_eq!(w.exit_of(c).await, ExitReason::Killed);
@@ -262,63 +272,95 @@ async fn sup_stop_brutal_kill_dynamic() {
     assert_eq!(w.exit_of(&sup.cell()).await, ExitReason::Shutdown);
 }
 
-/// A child for the shutdown race: on `ExitAfter`, it works for a while and then ends with its own
-/// reason, whatever the supervisor asked meanwhile.
-/// It counts in `busy` when it is inside the handler, so that a test knows a stop can no longer
-/// overtake the message.
+/// A child for the shutdown race. A racer, told `ExitWith`, says so on `busy` once it is in its
+/// handler (from then on a stop can no longer overtake the message), stays there until the test
+/// opens `go`, and then ends with its own reason, whatever the supervisor asked meanwhile. A child
+/// told nothing takes its stop at once: its `post_stop` says on `stopped` that the shutdown has
+/// begun (racers end abnormally and skip `post_stop`).
 #[derive(Clone)]
 struct Racer {
-    busy: Arc<std::sync::atomic::AtomicU32>,
+    busy: mpsc::UnboundedSender<u32>,
+    go: watch::Receiver<bool>,
+    stopped: mpsc::UnboundedSender<u32>,
 }
 
 enum RacerMsg {
-    ExitAfter(Duration, ExitReason),
+    ExitWith(ExitReason),
 }
 
 impl Actor for Racer {
     type Msg = RacerMsg;
-    type State = ();
+    type State = u32;
     type Arguments = u32;
 
-    async fn pre_start(&self, _: ActorRef<RacerMsg>, _: u32) -> Result<(), ActorProcessingErr> {
-        Ok(())
+    async fn pre_start(&self, _: ActorRef<RacerMsg>, n: u32) -> Result<u32, ActorProcessingErr> {
+        Ok(n)
     }
 
     async fn handle(
         &self,
         me: ActorRef<RacerMsg>,
-        RacerMsg::ExitAfter(delay, reason): RacerMsg,
-        _: &mut (),
+        RacerMsg::ExitWith(reason): RacerMsg,
+        n: &mut u32,
     ) -> Result<(), ActorProcessingErr> {
-        self.busy.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(delay).await;
+        let _ = self.busy.send(*n);
+        let _ = self.go.clone().wait_for(|open| *open).await;
         match reason {
             ExitReason::Error(text) => Err(text.into()),
             ExitReason::Killed => {
                 me.kill();
                 // The kill lands at the next await.
-                tokio::time::sleep(HOUR).await;
+                std::future::pending::<()>().await;
                 Ok(())
             }
             other => panic!("a racer ends abnormally, not with {other:?}"),
         }
     }
+
+    async fn post_stop(
+        &self,
+        _: ActorRef<RacerMsg>,
+        n: &mut u32,
+    ) -> Result<(), ActorProcessingErr> {
+        let _ = self.stopped.send(*n);
+        Ok(())
+    }
 }
 
-/// §7 case 21: while the supervisor is shutting down, children of every restart type end by
+/// The next report on `rx`, waiting for at most [`WAIT`].
+async fn next_report(rx: &mut mpsc::UnboundedReceiver<u32>, what: &str) -> u32 {
+    tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no report within {WAIT:?}: {what}"))
+        .expect("the children keep their senders")
+}
+
+/// While the supervisor is shutting down, children of every restart type end by
 /// themselves with reasons of their own (errors, a kill). Each ends with its own reason,
 /// none is restarted, and the supervisor finishes and exits `shutdown`. (A stop already asked for
 /// wins over a normal-class reason the child picks afterwards, so the race is run with abnormal
 /// reasons, which are the ones a restart would follow.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+///
+/// Ordered by handshakes: the racers are in their handlers before the shutdown starts, a herald
+/// child (told nothing) says from its `post_stop` that the shutdown is under way, and only then are
+/// the racers let go. On tokio's paused clock, so the 5 s shutdown timeout cannot run out while
+/// the test is making progress.
+#[tokio::test(start_paused = true)]
 async fn sup_stop_non_shutdown_exit_dynamic() {
     trace();
+    const HERALD: u32 = 99;
     for restart in [Restart::Permanent, Restart::Transient, Restart::Temporary] {
         let w = Watcher::new().await;
         let starts = Arc::new(std::sync::atomic::AtomicU32::new(0));
         let counter = starts.clone();
-        let busy = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let racer = Racer { busy: busy.clone() };
+        let (busy_tx, mut busy) = mpsc::unbounded_channel();
+        let (stopped_tx, mut stopped) = mpsc::unbounded_channel();
+        let (go, go_rx) = watch::channel(false);
+        let racer = Racer {
+            busy: busy_tx,
+            go: go_rx,
+            stopped: stopped_tx,
+        };
         let spec = DynamicSpec::new(move |sup: ActorCell, n: u32| {
             counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let racer = racer.clone();
@@ -341,16 +383,26 @@ async fn sup_stop_non_shutdown_exit_dynamic() {
         for (n, reason) in reasons.iter().enumerate() {
             let cell = sup.start_child(n as u32).await.unwrap().cell.unwrap();
             w.watch(&cell);
-            let msg = RacerMsg::ExitAfter(Duration::from_millis(300), reason.clone());
-            cell.send_message(msg).unwrap();
+            cell.send_message(RacerMsg::ExitWith(reason.clone()))
+                .unwrap();
             cells.push(cell);
         }
+        add(&sup, HERALD).await;
         // A stop taken before the message would win over it: wait until all three are busy.
-        eventually("the children are busy", || {
-            busy.load(std::sync::atomic::Ordering::SeqCst) == 3
-        })
-        .await;
-        no_hang("shutdown", sup.shutdown()).await;
+        for _ in 0..reasons.len() {
+            next_report(&mut busy, "a racer is in its handler").await;
+        }
+        let stopping = tokio::spawn({
+            let sup = sup.clone();
+            async move { sup.shutdown().await }
+        });
+        // Racers end abnormally and skip post_stop: the herald's report is the one to wait for.
+        while next_report(&mut stopped, "the herald is stopped").await != HERALD {}
+        // The supervisor is shutting down: the racers end by themselves now.
+        go.send_replace(true);
+        no_hang("shutdown", stopping)
+            .await
+            .expect("the shutdown task ran to its end");
         assert_eq!(
             w.exit_of(&sup.cell()).await,
             ExitReason::Shutdown,
@@ -361,8 +413,9 @@ async fn sup_stop_non_shutdown_exit_dynamic() {
         }
         assert_eq!(
             starts.load(std::sync::atomic::Ordering::SeqCst),
-            3,
-            "nothing restarted during the shutdown ({restart:?})"
+            reasons.len() as u32 + 1,
+            "nothing restarted during the shutdown: the racers and the herald started once each \
+             ({restart:?})"
         );
     }
 }
@@ -370,7 +423,7 @@ async fn sup_stop_non_shutdown_exit_dynamic() {
 // -------------------------------------------------------------------------------------------------
 // Restarts (cases 40–45)
 
-/// §7 case 40: only the crashed instance is restarted, counts `[1,2,0,2]`, no old cell survives;
+/// Only the crashed instance is restarted, counts `[1,2,0,2]`, no old cell survives;
 /// intensity 2 in an hour: the third crash makes the supervisor exit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_one_for_one() {
@@ -417,7 +470,7 @@ async fn eventually_running(sup: &DynamicRef<u32>, n: usize, not: &[&ActorCell])
     panic!("{n} fresh children did not come up");
 }
 
-/// §7 case 40, extra: the information the start function attaches (OTP's `{ok, Pid, Info}`)
+/// The information the start function attaches (OTP's `{ok, Pid, Info}`)
 /// reaches the `start_child` caller unchanged; only the crashed instance is restarted; the budget
 /// holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +501,7 @@ async fn simple_one_for_one_extra() {
     assert_gave_up(&w, &sup).await;
 }
 
-/// §7 case 41: an instance that cannot restart uses up the budget; the supervisor exits and its
+/// An instance that cannot restart uses up the budget; the supervisor exits and its
 /// siblings die with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_one_for_one_escalation() {
@@ -475,7 +528,7 @@ async fn simple_one_for_one_escalation() {
     );
 }
 
-/// §7 case 42: a restart that returns ignore removes the instance, transient and permanent alike.
+/// A restart that returns ignore removes the instance, transient and permanent alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_one_for_one_restart_ignore() {
     for restart in [Restart::Transient, Restart::Permanent] {
@@ -522,11 +575,12 @@ impl Actor for SlowStop {
     }
 }
 
-/// §7 case 43: parallel shutdown. Two children take 1 s to stop, a third would take 5 s and is
+/// Parallel shutdown. Two children take 1 s to stop, a third would take 5 s and is
 /// killed at the 2 s timeout: the whole stop takes at least the graceful children's 1 s (they are
 /// waited for) and less than the slow child's own 5 s (it is not waited for, nor are the children
-/// stopped one after another).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// stopped one after another). On tokio's paused clock: the children's delays and the timeout are
+/// exact, so the bounds hold however loaded the machine is, and cost no real time.
+#[tokio::test(start_paused = true)]
 async fn simple_one_for_one_shutdown() {
     let w = Watcher::new().await;
     let shutdown_time = Duration::from_secs(1);
@@ -553,7 +607,7 @@ async fn simple_one_for_one_shutdown() {
     assert_eq!(w.exit_of(&sup.cell()).await, ExitReason::Shutdown);
 }
 
-/// §7 case 44, simple: while a restart keeps failing the supervisor answers, the child shows as
+/// While a restart keeps failing the supervisor answers, the child shows as
 /// restarting and is not active (`[1,0,0,1]`); `terminate_child` with its last cell ends the loop
 /// and forgets it; a shutdown during a loop completes and the child's exit reason is its own.
 /// `restart_child`/`delete_child` (OTP's `{error, simple_one_for_one}`) do not exist on a
@@ -583,7 +637,7 @@ async fn hanging_restart_loop_simple() {
     sup.terminate_child(&c1).await.unwrap();
     assert_eq!(w.exit_of(&c1).await, died());
     assert!(sup.which_children().await.unwrap().is_empty());
-    assert_loop_ended(&lab, "child").await;
+    assert_loop_ended(&sup, &lab, "child").await;
 
     lab.set_start("child", StartMode::Ok);
     let c2 = add(&sup, 2).await;
@@ -596,10 +650,10 @@ async fn hanging_restart_loop_simple() {
     no_hang("shutdown during a restart loop", sup.shutdown()).await;
     assert_eq!(w.exit_of(&sup.cell()).await, ExitReason::Shutdown);
     assert_eq!(w.exit_of(&c2).await, ExitReason::Error("error2".into()));
-    assert_loop_ended(&lab, "child").await;
+    assert_loop_ended(&sup, &lab, "child").await;
 }
 
-/// §7 case 45: restarting dynamic children count in `workers` but not in `active`.
+/// Restarting dynamic children count in `workers` but not in `active`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_restarting_children() {
     let lab = Lab::new();
@@ -633,7 +687,7 @@ async fn count_restarting_children() {
 // -------------------------------------------------------------------------------------------------
 // Child management API (cases 48, 50, 51)
 
-/// §7 case 48: `terminate_child` by cell is `Ok`, also for a cell that is already dead; a live
+/// `terminate_child` by cell is `Ok`, also for a cell that is already dead; a live
 /// actor that is not a child is `NotFound`; a terminated child is forgotten. OTP's
 /// `terminate_child` by id and `restart_child`/`delete_child` (all `{error, simple_one_for_one}`)
 /// cannot be written: [`DynamicRef::terminate_child`] takes a cell, and the other two do not
@@ -676,7 +730,7 @@ async fn child_adm_simple() {
     );
 }
 
-/// §7 case 50: 1,000 then 2,000 temporary workers: counts `[1,N,0,N]` agree with `which_children`;
+/// 1,000 then 2,000 temporary workers: counts `[1,N,0,N]` agree with `which_children`;
 /// `[1,0,0,0]` once they have all been killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_children() {
@@ -707,7 +761,7 @@ async fn count_children() {
     sup.shutdown().await;
 }
 
-/// §7 case 50, supervisors: the same with 1,000 then 2,000 child supervisors, `[1,N,N,0]`.
+/// The same with 1,000 then 2,000 child supervisors, `[1,N,N,0]`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_children_supervisor() {
     let spec = DynamicSpec::new(|sup: ActorCell, _n: u32| async move {
@@ -740,7 +794,7 @@ async fn count_children_supervisor() {
     sup.shutdown().await;
 }
 
-/// §7 case 51, simple: `which_child` by cell agrees with `which_children` and `count_children`
+/// `which_child` by cell agrees with `which_children` and `count_children`
 /// throughout start, restart, terminate and a stopped instance; an unknown cell is `NotFound`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn which_children_simple_one_for_one() {
@@ -805,7 +859,7 @@ async fn which_children_simple_one_for_one() {
 // -------------------------------------------------------------------------------------------------
 // Significant children, Elixir extras (cases 56, 59, 60)
 
-/// §7 case 56: a dynamic supervisor has no auto-shutdown (the mode cannot even be written), and a
+/// A dynamic supervisor has no auto-shutdown (the mode cannot even be written), and a
 /// significant template is refused, at the top level and as the child of a static supervisor.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn significant_simple() {
@@ -831,7 +885,7 @@ async fn significant_simple() {
     assert_eq!(lab.starts("child"), 0);
 }
 
-/// §7 case 59 (Elixir): `max_children` refuses the next start with `MaxChildren`, and children
+/// From Elixir's tests: `max_children` refuses the next start with `MaxChildren`, and children
 /// that are restarting count toward the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_max_children() {
@@ -864,7 +918,7 @@ async fn dynamic_max_children() {
     sup.shutdown().await;
 }
 
-/// §7 case 60 (Elixir's `extra_arguments`): the arguments given to `start_child` reach the child at
+/// Elixir's `extra_arguments`: the arguments given to `start_child` reach the child at
 /// its start and again at every restart. Rust has one argument value per child instead of a list
 /// with a prefix; any common part lives in the template's closure, which every start shares.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
