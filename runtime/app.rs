@@ -19,8 +19,14 @@
 //!    the log file. [`run`](App::run) returns the [`ExitStatus`].
 //!
 //! One global deadline (default 25 s, inside Kubernetes' default 30 s grace period) covers phases 3
-//! to 7. When it runs out, whatever is still running is killed and reported by path. A second
-//! SIGTERM or SIGINT at any phase kills whatever is left at once.
+//! to 7, the drain delay included (a drain delay not shorter than the deadline is refused). When it
+//! runs out, whatever is still running is killed and reported by path. A second SIGTERM or SIGINT
+//! at any phase kills whatever is left at once.
+//!
+//! A trigger that comes during phase 1, or the optional [`start_timeout`](App::start_timeout),
+//! abandons the start: each supervisor stops what it had started, in reverse order, within the
+//! deadline, and the status is [`ExitStatus::START_INTERRUPTED`] or
+//! [`ExitStatus::START_TIMED_OUT`].
 //!
 //! Nothing in canopy calls `std::process::exit`. Don't either: it skips every `Drop`, so log writers
 //! lose their buffered lines and children are never stopped. Return the status from `main`.

@@ -143,3 +143,8 @@ pub(crate) fn deadline_in(d: std::time::Duration) -> tokio::time::Instant {
 
 /// The ractor canopy is built on, so that a user's code names the same version canopy uses.
 pub use ractor;
+
+/// The Rust snippets of the guides under `docs/`, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/kubernetes.md")]
+pub struct KubernetesGuideDoctests;
