@@ -279,6 +279,9 @@ enum Wait {
         children: Vec<(String, ActorCell, Shutdown)>,
         reasons: Vec<Option<ExitReason>>,
         deadlines: Vec<Option<tokio::time::Instant>>,
+        /// Where each child still waited for is in `children`: an exit event finds its child in
+        /// O(1), so stopping 100,000 children is not quadratic.
+        index: HashMap<ActorId, usize>,
         left: usize,
     },
 }
@@ -630,12 +633,8 @@ impl<B: Behaviour> State<B> {
         match &self.op.as_ref()?.wait {
             Wait::One { pid, .. } => (pid.get_id() == *id).then(|| pid.clone()),
             Wait::All {
-                children, reasons, ..
-            } => children
-                .iter()
-                .zip(reasons)
-                .find(|((_, pid, _), reason)| reason.is_none() && pid.get_id() == *id)
-                .map(|((_, pid, _), _)| pid.clone()),
+                children, index, ..
+            } => index.get(id).map(|&i| children[i].1.clone()),
         }
     }
 
@@ -754,6 +753,7 @@ impl<B: Behaviour> State<B> {
                 Cmd::TerminateAll(children) => {
                     let mut reasons = vec![None; children.len()];
                     let mut deadlines = vec![None; children.len()];
+                    let mut index = HashMap::with_capacity(children.len());
                     let mut left = 0;
                     for (i, (id, pid, shutdown)) in children.iter().enumerate() {
                         if let Some(reason) = self.take_deferred_exit(pid) {
@@ -768,6 +768,7 @@ impl<B: Behaviour> State<B> {
                             self.watch_cell(myself, pid);
                         }
                         deadlines[i] = kill_deadline(*shutdown);
+                        index.insert(pid.get_id(), i);
                         left += 1;
                     }
                     if left == 0 {
@@ -779,6 +780,7 @@ impl<B: Behaviour> State<B> {
                                 children,
                                 reasons,
                                 deadlines,
+                                index,
                                 left,
                             },
                             then,
@@ -820,14 +822,11 @@ impl<B: Behaviour> State<B> {
             Wait::All {
                 children,
                 reasons,
+                index,
                 left,
                 ..
             } => {
-                let Some(i) = children
-                    .iter()
-                    .zip(reasons.iter())
-                    .position(|((_, pid, _), r)| r.is_none() && pid.get_id() == cell.get_id())
-                else {
+                let Some(i) = index.remove(&cell.get_id()) else {
                     return;
                 };
                 let (id, _, shutdown) = &children[i];
