@@ -1,5 +1,6 @@
 //! Dynamic and partition supervisor benchmarks, each beside raw ractor doing the same work in the
-//! same run (`cargo bench --bench dynamic`, about 4–5 minutes on a 2-core machine).
+//! same run (`cargo bench -p canopy-benches --bench dynamic`, about 4–5 minutes on a 2-core
+//! machine).
 //!
 //! Every benchmark runs on one multi-thread tokio runtime with 2 worker threads. The timed body runs
 //! inside a task spawned onto that runtime (never `block_on` from outside the pool, which would add
@@ -26,10 +27,10 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use canopy::ractor::rpc::CallResult;
+use canopy::ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use canopy::{DynamicRef, DynamicSpec, DynamicSupervisor, PartitionSupervisor, Restart};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::runtime::Runtime;
 
 /// Children started per iteration of `dyn_start_child`.

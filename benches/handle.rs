@@ -1,5 +1,5 @@
 //! Calls and casts through a restart-transparent `ChildHandle` beside the raw `ActorRef`, in the
-//! same run (`cargo bench --bench handle`).
+//! same run (`cargo bench -p canopy-benches --bench handle`).
 //!
 //! One multi-thread tokio runtime with 2 workers; the timed body runs in a task spawned onto it.
 //! `cast`: a batch of 10,000 fire-and-forget messages, timed until a final call proves every one
@@ -8,9 +8,9 @@
 use std::time::{Duration, Instant};
 
 use canopy::handle::ChildHandle;
+use canopy::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use canopy::{ChildSpec, Supervisor, SupervisorSpec};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::runtime::Runtime;
 
 const BATCH: u64 = 10_000;

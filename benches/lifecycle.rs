@@ -1,4 +1,5 @@
-//! SIGTERM to process exit for a 1,000-actor tree (`cargo bench --bench lifecycle`).
+//! SIGTERM to process exit for a 1,000-actor tree (`cargo bench -p canopy-benches --bench
+//! lifecycle`).
 //!
 //! Builds `examples/03_shutdown_order` in release mode, then 20 times: start it with `--fanout 1000
 //! --quiet` (1,000 extra workers under `/app/web/pool`, 1,009 actors counting supervisors), wait for
@@ -17,7 +18,9 @@ fn main() {
     // `cargo bench` passes flags such as `--bench`; this harness takes none.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--example", "03_shutdown_order"])
+        // The example belongs to canopy, not to this package, which is where `cargo bench` runs us.
+        .args(["build", "--release", "-p", "canopy"])
+        .args(["--example", "03_shutdown_order"])
         .status()
         .expect("cargo runs");
     assert!(status.success(), "building the example failed");

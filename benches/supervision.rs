@@ -1,7 +1,7 @@
 //! Supervision benchmarks: canopy beside the raw ractor cost of the same work, in the same run.
 //!
-//! Run with `cargo bench --bench supervision` (about 5–10 minutes on a 2-core machine). Results and
-//! their reading are in `BENCHMARKS.md`.
+//! Run with `cargo bench -p canopy-benches --bench supervision` (about 5–10 minutes on a 2-core
+//! machine). Results and their reading are in `BENCHMARKS.md`.
 //!
 //! Every benchmark runs on one multi-thread tokio runtime with 2 worker threads. The timed body runs
 //! inside a task spawned onto that runtime (never `block_on` from outside the pool, which would add
@@ -32,9 +32,11 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use canopy::ractor::{
+    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
+};
 use canopy::{ChildSpec, Strategy, Supervisor, SupervisorRef, SupervisorSpec};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
 
