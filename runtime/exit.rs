@@ -138,7 +138,7 @@ impl ExitReason {
     ///
     /// ```
     /// # use canopy::ExitReason;
-    /// # async fn demo(evt: ractor::SupervisionEvent) {
+    /// # async fn demo(evt: canopy::ractor::SupervisionEvent) {
     /// if let Some((cell, reason)) = ExitReason::from_event(&evt) {
     ///     println!("{:?} exited: {reason}", cell.get_id());
     /// }
@@ -173,7 +173,7 @@ impl fmt::Display for ExitReason {
 ///
 /// ```no_run
 /// use canopy::{ExitReason, StopWith};
-/// # fn demo(actor: ractor::ActorRef<()>) {
+/// # fn demo(actor: canopy::ractor::ActorRef<()>) {
 /// actor.stop_with(ExitReason::ShutdownWith("maintenance".into()));
 /// # }
 /// ```

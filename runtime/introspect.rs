@@ -11,9 +11,9 @@
 //! ```
 //! use canopy::{introspect, ChildSpec, Supervisor, SupervisorSpec};
 //! # #[derive(Clone)] struct W;
-//! # impl ractor::Actor for W {
+//! # impl canopy::ractor::Actor for W {
 //! #     type Msg = (); type State = (); type Arguments = ();
-//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: ()) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
 //! # }
 //! # #[tokio::main] async fn main() {
 //! let sup = Supervisor::start(
@@ -189,7 +189,7 @@ fn view(id: &ActorId) -> Option<(String, Vec<ChildInfo>)> {
 /// The path of a running supervisor, if `cell` is one.
 ///
 /// ```
-/// # let cell: Option<ractor::ActorCell> = None;
+/// # let cell: Option<canopy::ractor::ActorCell> = None;
 /// # if let Some(cell) = cell {
 /// println!("{:?}", canopy::introspect::path_of(&cell));
 /// # }

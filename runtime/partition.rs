@@ -15,9 +15,9 @@
 //! use canopy::dynamic::DynamicSpec;
 //! use canopy::partition::PartitionSupervisor;
 //! # #[derive(Clone)] struct Session;
-//! # impl ractor::Actor for Session {
+//! # impl canopy::ractor::Actor for Session {
 //! #     type Msg = (); type State = (); type Arguments = String;
-//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: String) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: String) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
 //! # }
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sessions = PartitionSupervisor::new(DynamicSpec::actor(Session))

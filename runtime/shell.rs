@@ -1272,7 +1272,7 @@ impl AnySupervisorRef {
     ///
     /// ```
     /// # async fn demo(sup: canopy::SupervisorRef) {
-    /// let cell: ractor::ActorCell = sup.cell();
+    /// let cell: canopy::ractor::ActorCell = sup.cell();
     /// # }
     /// ```
     pub fn cell(&self) -> ActorCell {

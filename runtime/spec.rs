@@ -9,9 +9,9 @@
 //! use std::time::Duration;
 //! use canopy::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec};
 //! # #[derive(Clone)] struct Worker;
-//! # impl ractor::Actor for Worker {
+//! # impl canopy::ractor::Actor for Worker {
 //! #     type Msg = (); type State = (); type Arguments = ();
-//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: ()) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
 //! # }
 //!
 //! let spec = SupervisorSpec::new(Strategy::RestForOne)
@@ -44,7 +44,7 @@ pub type StartInfo = Arc<dyn Any + Send + Sync>;
 ///
 /// ```
 /// # use canopy::Start;
-/// # async fn demo(actor: ractor::ActorRef<()>) {
+/// # async fn demo(actor: canopy::ractor::ActorRef<()>) {
 /// let started: Start = actor.into();
 /// let with_info = started.with_info(42u32);
 /// let ignored = Start::Ignore;
@@ -186,9 +186,9 @@ pub const DEFAULT_WORKER_SHUTDOWN: Duration = Duration::from_secs(5);
 /// ```
 /// use canopy::{ChildSpec, Restart, Shutdown};
 /// # #[derive(Clone)] struct Cache;
-/// # impl ractor::Actor for Cache {
+/// # impl canopy::ractor::Actor for Cache {
 /// #     type Msg = (); type State = (); type Arguments = usize;
-/// #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: usize) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+/// #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: usize) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
 /// # }
 /// let spec = ChildSpec::actor("cache", Cache, 1024).restart(Restart::Transient);
 /// assert_eq!(spec.id(), "cache");
@@ -196,7 +196,7 @@ pub const DEFAULT_WORKER_SHUTDOWN: Duration = Duration::from_secs(5);
 ///
 /// // The general form: any async function that spawns a child linked to the given supervisor cell.
 /// let custom = ChildSpec::new("cache2", |sup| async move {
-///     let (cache, _) = ractor::Actor::spawn_linked(None, Cache, 2048, sup).await?;
+///     let (cache, _) = canopy::ractor::Actor::spawn_linked(None, Cache, 2048, sup).await?;
 ///     Ok(cache.into())
 /// });
 /// # let _ = custom;
@@ -501,7 +501,7 @@ impl SupervisorSpec {
     ///
     /// ```
     /// use canopy::{ChildSpec, SpecError, SupervisorSpec};
-    /// let start = |sup: ractor::ActorCell| async move { Ok(canopy::Start::Ignore) };
+    /// let start = |sup: canopy::ractor::ActorCell| async move { Ok(canopy::Start::Ignore) };
     /// let spec = SupervisorSpec::default()
     ///     .child(ChildSpec::new("a", start))
     ///     .child(ChildSpec::new("a", start));

@@ -16,9 +16,9 @@
 //! ```
 //! use canopy::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 //! # #[derive(Clone)] struct Worker;
-//! # impl ractor::Actor for Worker {
+//! # impl canopy::ractor::Actor for Worker {
 //! #     type Msg = (); type State = (); type Arguments = ();
-//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: ()) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
 //! # }
 //! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let sup = Supervisor::start(

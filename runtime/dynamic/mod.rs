@@ -28,7 +28,7 @@
 //! ```
 //! use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
 //! use canopy::Restart;
-//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//! use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 //!
 //! #[derive(Clone)]
 //! struct Session;
@@ -110,7 +110,7 @@ pub type DynStartFn<A> =
 /// use canopy::dynamic::DynamicSpec;
 /// use canopy::{Restart, Shutdown, Start};
 ///
-/// let spec = DynamicSpec::new(|sup: ractor::ActorCell, port: u16| async move {
+/// let spec = DynamicSpec::new(|sup: canopy::ractor::ActorCell, port: u16| async move {
 ///     // spawn a listener on `port`, linked to `sup` ...
 ///     # let _ = (sup, port);
 ///     Ok(Start::Ignore)
@@ -175,9 +175,9 @@ impl<A: StartArgs> DynamicSpec<A> {
     ///
     /// ```
     /// # #[derive(Clone)] struct Conn;
-    /// # impl ractor::Actor for Conn {
+    /// # impl canopy::ractor::Actor for Conn {
     /// #     type Msg = (); type State = (); type Arguments = (String, u16);
-    /// #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: Self::Arguments) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+    /// #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: Self::Arguments) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
     /// # }
     /// use canopy::{dynamic::DynamicSpec, Start};
     /// // Common settings live in the closure; each child brings its own port.
@@ -185,7 +185,7 @@ impl<A: StartArgs> DynamicSpec<A> {
     /// let spec = DynamicSpec::new(move |sup, port: u16| {
     ///     let args = (host.clone(), port);
     ///     async move {
-    ///         let (conn, _) = ractor::Actor::spawn_linked(None, Conn, args, sup).await?;
+    ///         let (conn, _) = canopy::ractor::Actor::spawn_linked(None, Conn, args, sup).await?;
     ///         Ok(Start::from(conn))
     ///     }
     /// });
@@ -215,9 +215,9 @@ impl<A: StartArgs> DynamicSpec<A> {
     ///
     /// ```
     /// # #[derive(Clone)] struct Conn;
-    /// # impl ractor::Actor for Conn {
+    /// # impl canopy::ractor::Actor for Conn {
     /// #     type Msg = (); type State = (); type Arguments = std::net::SocketAddr;
-    /// #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: Self::Arguments) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+    /// #     async fn pre_start(&self, _: canopy::ractor::ActorRef<()>, _: Self::Arguments) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
     /// # }
     /// let spec: canopy::dynamic::DynamicSpec<std::net::SocketAddr> =
     ///     canopy::dynamic::DynamicSpec::actor(Conn);
