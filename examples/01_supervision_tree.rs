@@ -4,6 +4,8 @@
 //!
 //! ```text
 //! cargo run --example 01_supervision_tree
+//! RUST_LOG=debug cargo run --example 01_supervision_tree   # canopy's debug events too
+//! cargo run --example 01_supervision_tree -- --help
 //! ```
 //!
 //! What you will see:
@@ -12,17 +14,29 @@
 //!    `/app/web/listener` and `/app/web/sessions`, then `/app/flaky`.
 //! 2. About every 1.5 s `/app/flaky` fails on purpose. The supervisor starts it again at once (a new
 //!    `started /app/flaky (incarnation N)` line) and then logs the `child_terminated` report on
-//!    stderr: reports are written after the restart, off its critical path. The siblings are
-//!    untouched: the root's strategy is one_for_one.
+//!    stderr (`supervisor=/app child=flaky`): reports are written after the restart, off its
+//!    critical path. The siblings are untouched: the root's strategy is one_for_one.
 //! 3. After 4 s the tree is shut down from the root: every child prints `stopped`, in exactly the
 //!    reverse of the start order, the nested supervisor's children included.
+//!
+//! The log goes to stderr at `info` unless `RUST_LOG` says otherwise.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use clap::Parser;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+/// A supervision tree that restarts a crashing worker, then stops in reverse start order.
+///
+/// Prints each child's start and stop on stdout; canopy's reports go to stderr, filtered by
+/// RUST_LOG (default: info).
+#[derive(Parser)]
+#[command(name = "01_supervision_tree")]
+struct Cli {}
 
 /// A worker that prints its life; if `crash_after` is set, it fails that long after it starts.
 #[derive(Clone)]
@@ -79,9 +93,15 @@ impl Actor for Worker {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Cli {} = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(LevelFilter::INFO.into())
+                .from_env_lossy(),
+        )
         .init();
 
     let web = SupervisorSpec::new(Strategy::RestForOne)
@@ -101,7 +121,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Worker::new("/app/flaky")
     };
 
+    // Named so that the log's paths (`supervisor=/app`) are the ones printed on stdout; an unnamed
+    // root would be `/root`.
     let app = SupervisorSpec::new(Strategy::OneForOne)
+        .name("app")
         .restart_intensity(3, Duration::from_secs(5))
         .child(ChildSpec::actor("db", Worker::new("/app/db"), ()))
         .child(ChildSpec::actor("cache", Worker::new("/app/cache"), ()))

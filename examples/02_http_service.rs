@@ -7,6 +7,7 @@
 //! curl localhost:3000/work          # answers `done` after about 200 ms
 //! curl -i localhost:3000/readyz     # 200 while ready, 503 from the moment the stop begins
 //! cargo run --example 02_http_service -- --port 8080 --drain 5000
+//! cargo run --example 02_http_service -- --help
 //! ```
 //!
 //! The tree is one root (`one_for_one`) with three children, started in this order: `db` (a stand-in
@@ -22,9 +23,11 @@
 //!   closes. Then the server stops accepting, finishes the requests it has, and prints `stopped http`;
 //!   then `stopped cache`, then `stopped db`: the reverse of the start order;
 //! - `exit <code>`: 0 clean, 3 failed to start (for example, the port is taken), 5 deadline reached,
-//!   6 second signal (see `canopy::app::ExitStatus`). The process exits with that code.
+//!   6 second signal, 7 stopped while still starting (see `canopy::app::ExitStatus`). The process
+//!   exits with that code.
 //!
-//! canopy's own log (the trigger, each phase of the stop) goes to stderr.
+//! canopy's own log (the trigger, each phase of the stop) goes to stderr, at `info` unless `RUST_LOG`
+//! says otherwise.
 //!
 //! Endpoints:
 //!
@@ -38,6 +41,8 @@
 //! - `--drain <ms>`: the drain delay (default 0);
 //! - `--deadline <ms>`: the global shutdown deadline (default 25000).
 //!
+//! A flag it does not know, or a value it cannot read, is a usage error: a message, and exit 2.
+//!
 //! The process-level tests in `tests/signals/http.rs` drive this binary.
 
 use std::io::Write;
@@ -50,13 +55,12 @@ use axum::routing::get;
 use axum::Router;
 use canopy::app::{App, ExitStatus};
 use canopy::health::Health;
+use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use clap::Parser;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 /// How long the server may take to finish its requests once told to stop. Past it, its supervisor
 /// kills it (which aborts the server and drops the connections left), so a stuck request cannot hang
@@ -214,55 +218,42 @@ async fn healthz(State(health): State<Health>) -> (StatusCode, &'static str) {
     }
 }
 
-struct Flags {
+/// An axum server under a canopy App: readiness, drain delay and an ordered, graceful stop.
+///
+/// Serves GET /work, /readyz and /healthz on 127.0.0.1. Stop it with Ctrl-C or SIGTERM: /readyz
+/// turns 503 at once, requests are still served for the drain delay, then the server, cache and
+/// db stop in that order. Prints its lifecycle on stdout and exits with canopy's exit status (0
+/// clean, 3 start failed, 5 deadline, 6 second signal, 7 stopped while starting). The log goes to
+/// stderr, filtered by RUST_LOG (default: info).
+#[derive(Parser)]
+#[command(name = "02_http_service")]
+struct Cli {
+    /// The port to listen on, on 127.0.0.1 only
+    #[arg(long, default_value_t = 3000)]
     port: u16,
+    /// The drain delay in milliseconds: how long requests are still served after the signal
+    #[arg(long, value_name = "MS", default_value = "0", value_parser = millis)]
     drain: Duration,
+    /// The global shutdown deadline in milliseconds
+    #[arg(long, value_name = "MS", default_value = "25000", value_parser = millis)]
     deadline: Duration,
 }
 
-fn parse_flags() -> Result<Flags, String> {
-    let mut flags = Flags {
-        port: 3000,
-        drain: Duration::ZERO,
-        deadline: Duration::from_millis(25_000),
-    };
-    let ms = |v: Option<String>, flag: &str| -> Result<Duration, String> {
-        let v = v.ok_or(format!("{flag} needs a value in milliseconds"))?;
-        v.parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{flag}: `{v}` is not a number of milliseconds"))
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--port" => {
-                let v = args.next().ok_or("--port needs a value")?;
-                flags.port = v
-                    .parse()
-                    .map_err(|_| format!("--port: `{v}` is not a port number"))?;
-            }
-            "--drain" => flags.drain = ms(args.next(), "--drain")?,
-            "--deadline" => flags.deadline = ms(args.next(), "--deadline")?,
-            other => return Err(format!("unknown flag `{other}`")),
-        }
-    }
-    Ok(flags)
+fn millis(text: &str) -> Result<Duration, String> {
+    text.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{text}` is not a whole number of milliseconds"))
 }
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let flags = match parse_flags() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("02_http_service: {e}");
-            return std::process::ExitCode::from(64);
-        }
-    };
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_filter(tracing_subscriber::EnvFilter::new("info")),
+    let flags = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(LevelFilter::INFO.into())
+                .from_env_lossy(),
         )
         .init();
 

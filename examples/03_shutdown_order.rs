@@ -1,10 +1,28 @@
 //! # 03: ordered shutdown of a three-level tree, with slow children, a drain delay and a deadline
 //!
-//! Run it, then stop it with Ctrl-C (SIGINT) or `kill -TERM <pid>`:
+//! Run it, then stop it with Ctrl-C (SIGINT) or `kill -TERM <pid>`. A slow worker is busy for the
+//! time given from its start, so stop it well within that time (here, a minute):
 //!
 //! ```text
+//! # every child stops in the reverse of the start order; `exit 0`
 //! cargo run --example 03_shutdown_order
-//! cargo run --example 03_shutdown_order -- --slow /app/web/listener=3000 --deadline 2000 --drain 500
+//!
+//! # the listener ignores its stop and is killed at its 1 s shutdown timeout; the rest stop in
+//! # order; still `exit 0`, as every child stopped within its own policy
+//! cargo run --example 03_shutdown_order -- --slow /app/web/listener=60000 --timeout 1000
+//!
+//! # half a second of drain, then everything but db stops in order; db ignores its stop and its
+//! # own timeout is 30 s, so the 2 s global deadline kills it: `stopped /app/db killed`, `exit 5`
+//! cargo run --example 03_shutdown_order -- --slow /app/db=60000 --timeout 30000 --deadline 2000 --drain 500
+//!
+//! # metrics, stopped first, hangs; press Ctrl-C a second time to kill what is left: `exit 6`
+//! cargo run --example 03_shutdown_order -- --slow /app/metrics=60000 --timeout 30000
+//!
+//! # the log goes to a file whose last line, after the stop, is `shutdown complete`
+//! cargo run --example 03_shutdown_order -- --log-file /tmp/03_shutdown_order.log
+//! tail -n 1 /tmp/03_shutdown_order.log
+//!
+//! cargo run --example 03_shutdown_order -- --help
 //! ```
 //!
 //! What you will see on stdout, one line each, flushed at once:
@@ -14,12 +32,15 @@
 //! - after the signal, `stopped <path> <reason>` for every child as its supervisor stops it: the exact
 //!   reverse of the start order, level by level. `<reason>` is `shutdown`, or `killed` for a child
 //!   that ignored its stop past its shutdown timeout or the global deadline;
-//! - `exit <code>`: 0 clean, 5 deadline reached, 6 second signal (see `canopy::app::ExitStatus`).
+//! - `exit <code>`: 0 clean, 5 deadline reached, 6 second signal, 7 stopped while still starting
+//!   (see `canopy::app::ExitStatus`).
 //!
 //! Flags:
 //!
-//! - `--slow <path>=<ms>`: that worker is busy for `<ms>` ms from the start and takes no stop until then
-//!   (repeatable);
+//! - `--slow <path>=<ms>`: that worker is busy for `<ms>` ms from its start and takes no stop until
+//!   then (repeatable). `<path>` must be a worker's (`/app/db`, `/app/cache`, `/app/web/pool/conn1`,
+//!   `/app/web/pool/conn2`, `/app/web/pool/w<n>` with `--fanout`, `/app/web/listener`,
+//!   `/app/metrics`): any other path is a usage error;
 //! - `--timeout <ms>`: every worker's shutdown timeout (default 1000);
 //! - `--deadline <ms>`: the global shutdown deadline (default 25000);
 //! - `--drain <ms>`: the drain delay (default 0);
@@ -29,16 +50,23 @@
 //!   guard is kept until after the last line (`shutdown complete`), so that line always reaches
 //!   the file.
 //!
+//! A flag it does not know, a value it cannot read, a `--slow` path that is not a worker's or a log
+//! file it cannot create is a usage error: a message, and exit 2. The log is at `info` unless
+//! `RUST_LOG` says otherwise; the `stopped` lines do not depend on it.
+//!
 //! The process-level tests in `tests/signals.rs` drive this binary.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
 use canopy::app::{App, ExitStatus};
+use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use clap::{CommandFactory, Parser};
 use tracing::field::{Field, Visit};
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
@@ -91,59 +119,61 @@ impl Actor for Node {
     }
 }
 
-struct Flags {
-    slow: HashMap<String, Duration>,
+/// A three-level supervision tree that stops in reverse start order, within a deadline.
+///
+/// Prints `started <path>` for every child, `ready`, then, after Ctrl-C or SIGTERM, `stopped <path>
+/// <reason>` in the reverse order and `exit <code>` (0 clean, 5 deadline, 6 second signal, 7
+/// stopped while starting). The log goes to stderr (or --log-file), filtered by RUST_LOG (default:
+/// info).
+///
+/// Workers: /app/db, /app/cache, /app/web/pool/conn1, /app/web/pool/conn2, /app/web/pool/w<n> with
+/// --fanout, /app/web/listener, /app/metrics.
+#[derive(Parser)]
+#[command(name = "03_shutdown_order")]
+struct Cli {
+    /// That worker is busy for <MS> ms from its start and takes no stop until then (repeatable)
+    #[arg(long, value_name = "PATH=MS", value_parser = slow_worker)]
+    slow: Vec<(String, Duration)>,
+    /// Every worker's shutdown timeout, in milliseconds
+    #[arg(long, value_name = "MS", default_value = "1000", value_parser = millis)]
     timeout: Duration,
+    /// The global shutdown deadline, in milliseconds
+    #[arg(long, value_name = "MS", default_value = "25000", value_parser = millis)]
     deadline: Duration,
+    /// The drain delay, in milliseconds
+    #[arg(long, value_name = "MS", default_value = "0", value_parser = millis)]
     drain: Duration,
+    /// <N> more workers under /app/web/pool (/app/web/pool/w1 ...), for load
+    #[arg(long, value_name = "N", default_value_t = 0)]
     fanout: usize,
+    /// No `started`/`stopped` lines, only `ready` and `exit`
+    #[arg(long)]
+    quiet: bool,
+    /// Write the log to this file through a non-blocking writer instead of stderr; its last line
+    /// is always `shutdown complete`
+    #[arg(long, value_name = "PATH")]
     log_file: Option<std::path::PathBuf>,
 }
 
-fn parse_flags() -> Result<Flags, String> {
-    let mut flags = Flags {
-        slow: HashMap::new(),
-        timeout: Duration::from_millis(1000),
-        deadline: Duration::from_millis(25_000),
-        drain: Duration::ZERO,
-        fanout: 0,
-        log_file: None,
-    };
-    let ms = |v: Option<String>, flag: &str| -> Result<Duration, String> {
-        let v = v.ok_or(format!("{flag} needs a value in milliseconds"))?;
-        v.parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("{flag}: `{v}` is not a number of milliseconds"))
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--slow" => {
-                let v = args.next().ok_or("--slow needs <path>=<ms>")?;
-                let (path, d) = v
-                    .split_once('=')
-                    .ok_or(format!("--slow: `{v}` is not <path>=<ms>"))?;
-                flags
-                    .slow
-                    .insert(path.to_string(), ms(Some(d.to_string()), "--slow")?);
-            }
-            "--timeout" => flags.timeout = ms(args.next(), "--timeout")?,
-            "--deadline" => flags.deadline = ms(args.next(), "--deadline")?,
-            "--drain" => flags.drain = ms(args.next(), "--drain")?,
-            "--fanout" => {
-                let v = args.next().ok_or("--fanout needs a count")?;
-                flags.fanout = v
-                    .parse()
-                    .map_err(|_| format!("--fanout: `{v}` is not a count"))?;
-            }
-            "--quiet" => QUIET.store(true, std::sync::atomic::Ordering::Relaxed),
-            "--log-file" => {
-                flags.log_file = Some(args.next().ok_or("--log-file needs a path")?.into())
-            }
-            other => return Err(format!("unknown flag `{other}`")),
-        }
-    }
-    Ok(flags)
+fn millis(text: &str) -> Result<Duration, String> {
+    text.parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| format!("`{text}` is not a whole number of milliseconds"))
+}
+
+fn slow_worker(text: &str) -> Result<(String, Duration), String> {
+    let (path, ms) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not <PATH>=<MS>"))?;
+    Ok((path.to_string(), millis(ms)?))
+}
+
+/// A usage error in clap's words and with its exit code (2), for what only the whole command line
+/// can tell.
+fn usage_error(message: String) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::InvalidValue, message)
+        .exit()
 }
 
 /// Prints `stopped <path> <reason>` for every child stop canopy records.
@@ -192,46 +222,17 @@ impl<S: tracing::Subscriber> Layer<S> for StopLines {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let flags = match parse_flags() {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("03_shutdown_order: {e}");
-            return std::process::ExitCode::from(64);
-        }
-    };
-    // The log goes to stderr, or to a file through a non-blocking writer whose buffered lines are
-    // flushed when its guard is dropped: the app keeps the guard until after its last line.
-    let (writer, guard) = match &flags.log_file {
-        Some(path) => {
-            let file = match std::fs::File::create(path) {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("03_shutdown_order: cannot create {}: {e}", path.display());
-                    return std::process::ExitCode::from(64);
-                }
-            };
-            tracing_appender::non_blocking(file)
-        }
-        None => tracing_appender::non_blocking(std::io::stderr()),
-    };
-    tracing_subscriber::registry()
-        .with(
-            StopLines.with_filter(tracing_subscriber::filter::filter_fn(|m| {
-                m.target() == "canopy::supervisor"
-            })),
-        )
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(writer)
-                .with_ansi(flags.log_file.is_none())
-                .with_filter(tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    let flags = Cli::parse();
+    QUIET.store(flags.quiet, std::sync::atomic::Ordering::Relaxed);
+    let slow: HashMap<&str, Duration> = flags.slow.iter().map(|(p, d)| (p.as_str(), *d)).collect();
 
+    // Every worker's path, as the tree is built, so that `--slow` can be checked against them.
+    let workers = RefCell::new(Vec::new());
     let worker = |path: &str| {
+        workers.borrow_mut().push(path.to_string());
         let node = Node {
             path: path.to_string(),
-            busy_for: flags.slow.get(path).copied(),
+            busy_for: slow.get(path).copied(),
         };
         let id = path.rsplit('/').next().unwrap_or(path).to_string();
         ChildSpec::actor(id, node, ()).shutdown(Shutdown::Timeout(flags.timeout))
@@ -258,6 +259,57 @@ async fn main() -> std::process::ExitCode {
         .child(worker("/app/cache"))
         .child(supervisor("/app/web", web))
         .child(worker("/app/metrics"));
+
+    // A mistyped path would otherwise slow nothing down, and the run would not show what was asked.
+    let workers = workers.into_inner();
+    if let Some((path, _)) = flags.slow.iter().find(|(p, _)| !workers.contains(p)) {
+        let mut known: Vec<&str> = workers
+            .iter()
+            .map(String::as_str)
+            .filter(|w| !w.starts_with("/app/web/pool/w"))
+            .collect();
+        known.sort_unstable();
+        let fanout_range = format!("/app/web/pool/w1 ... /app/web/pool/w{}", flags.fanout);
+        if flags.fanout > 0 {
+            known.push(&fanout_range);
+        }
+        usage_error(format!(
+            "invalid value '{path}' for '--slow <PATH=MS>': not a worker of this tree \
+             (workers: {})",
+            known.join(", ")
+        ));
+    }
+
+    // The log goes to stderr, or to a file through a non-blocking writer whose buffered lines are
+    // flushed when its guard is dropped: the app keeps the guard until after its last line.
+    let (writer, guard) = match &flags.log_file {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(file) => tracing_appender::non_blocking(file),
+            Err(e) => usage_error(format!(
+                "invalid value '{}' for '--log-file <PATH>': cannot create it: {e}",
+                path.display()
+            )),
+        },
+        None => tracing_appender::non_blocking(std::io::stderr()),
+    };
+    tracing_subscriber::registry()
+        .with(
+            // Its own filter, so that RUST_LOG never hides a `stopped` line.
+            StopLines.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+                m.target() == "canopy::supervisor"
+            })),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(flags.log_file.is_none())
+                .with_filter(
+                    EnvFilter::builder()
+                        .with_default_directive(LevelFilter::INFO.into())
+                        .from_env_lossy(),
+                ),
+        )
+        .init();
 
     let app = App::new(tree)
         .drain_delay(flags.drain)

@@ -4,16 +4,21 @@
 //!
 //! ```text
 //! cargo run --example 04_dynamic_pool
+//! RUST_LOG=error cargo run --example 04_dynamic_pool   # the crash reports, without the backoff lines
+//! cargo run --example 04_dynamic_pool -- --help
 //! ```
 //!
 //! What you will see:
 //!
-//! 1. A dynamic supervisor starts four connections (`conn 0` … `conn 3`), each with its start
-//!    argument (its number), and the program takes a restart-transparent handle to each.
+//! 1. A dynamic supervisor, `/pool`, starts four connections (`conn 1` … `conn 4`), each with its
+//!    start argument (its number), and the program takes a restart-transparent handle to each. A
+//!    connection's number is its child key in the pool, so `conn 3` on stdout is `child=3` in the
+//!    log.
 //! 2. Eight client tasks send queries through those handles for four seconds. Every connection
 //!    fails on purpose now and then (about one query in 25). On stderr the supervisor reports each
 //!    crash (`child_terminated`) and the backoff it gives the restart (`restart delayed by backoff`,
-//!    100 ms doubling up to 1.6 s, reset after 2 s of stability).
+//!    100 ms doubling up to 1.6 s, stretched by up to 20 % of jitter, reset after 2 s of
+//!    stability). The log is at `info` unless `RUST_LOG` says otherwise.
 //! 3. The clients never hold a dead address: a query sent while its connection restarts waits for
 //!    the new incarnation (up to 3 s), which is started again with the same argument.
 //! 4. At the end a summary: queries answered, queries lost with a crashing connection (a call in
@@ -27,7 +32,18 @@ use std::time::Duration;
 use canopy::backoff::Backoff;
 use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
 use canopy::handle::{ChildHandle, HandleError, HandleOptions};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use canopy::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use clap::Parser;
+use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+/// A dynamic connection pool under load: crashing connections restarted with backoff, callers
+/// holding handles that keep working across restarts.
+///
+/// Runs for about four seconds, then prints what the clients saw and each connection's restarts.
+/// The supervisor's reports go to stderr, filtered by RUST_LOG (default: info).
+#[derive(Parser)]
+#[command(name = "04_dynamic_pool")]
+struct Cli {}
 
 /// A connection: answers queries, and fails on purpose every so often.
 #[derive(Clone)]
@@ -92,9 +108,15 @@ fn now_nanos() -> u64 {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Cli {} = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_env_filter(
+            EnvFilter::builder()
+                .with_default_directive(LevelFilter::INFO.into())
+                .from_env_lossy(),
+        )
         .init();
 
     let template = DynamicSpec::actor(Conn)
@@ -107,9 +129,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pool = DynamicSupervisor::start(template).await?;
 
     let mut conns: Vec<ChildHandle<Query>> = Vec::new();
-    for id in 0..4u32 {
+    // The pool keys its children 1, 2, 3, ... in start order, and its log names them by key; each
+    // connection's number is that key, so stdout, the log and the connections' own errors agree.
+    for id in 1..=4u32 {
         let started = pool.start_child(id).await?;
         let cell = started.cell.ok_or("a connection ignored its start")?;
+        let key = pool.which_child(&cell).await?.id;
+        if key != id.to_string() {
+            return Err(format!("conn {id} got child key {key} in the pool").into());
+        }
         conns.push(pool.handle_with(&cell, HandleOptions::default().wait(Duration::from_secs(3)))?);
         println!("conn {id} started");
     }
@@ -156,11 +184,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         timed_out.load(Ordering::Relaxed)
     );
     // Oldest first: the connections in the order they were started.
-    for (id, info) in pool.which_children().await?.iter().rev().enumerate() {
-        println!(
-            "conn {id} (child key {}): {} restarts",
-            info.id, info.restarts
-        );
+    for info in pool.which_children().await?.iter().rev() {
+        println!("conn {}: restarted {} times", info.id, info.restarts);
     }
     pool.shutdown().await;
     println!("-- pool stopped --");

@@ -197,3 +197,12 @@ fn the_last_log_line_reaches_the_log_file() {
     assert!(text.contains("shutdown triggered"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_slow_path_that_names_no_worker_is_a_usage_error() {
+    // A typo must not pass for a run in which nothing was slow.
+    let mut p = Proc::spawn(EXAMPLE, &["--slow", "/app/web/listner=1000"]);
+    let (code, _) = p.wait_exit(SECS(20));
+    assert_eq!(code, 2, "usage error: {:#?}", p.lines());
+    assert!(p.lines().is_empty(), "nothing started: {:#?}", p.lines());
+}
