@@ -18,6 +18,10 @@
 //! # metrics, stopped first, hangs; press Ctrl-C a second time to kill what is left: `exit 6`
 //! cargo run --example 03_shutdown_order -- --slow /app/metrics=60000 --timeout 30000
 //!
+//! # the listener's start waits a minute; press Ctrl-C meanwhile: the start is abandoned, what had
+//! # started stops in reverse order, `exit 7`
+//! cargo run --example 03_shutdown_order -- --slow-start /app/web/listener=60000
+//!
 //! # the log goes to a file whose last line, after the stop, is `shutdown complete`
 //! cargo run --example 03_shutdown_order -- --log-file /tmp/03_shutdown_order.log
 //! tail -n 1 /tmp/03_shutdown_order.log
@@ -41,6 +45,8 @@
 //!   then (repeatable). `<path>` must be a worker's (`/app/db`, `/app/cache`, `/app/web/pool/conn1`,
 //!   `/app/web/pool/conn2`, `/app/web/pool/w<n>` with `--fanout`, `/app/web/listener`,
 //!   `/app/metrics`): any other path is a usage error;
+//! - `--slow-start <path>=<ms>`: that worker's start takes `<ms>` ms; it prints `starting <path>`
+//!   when it begins and `started <path>` when done (repeatable, same paths as `--slow`);
 //! - `--timeout <ms>`: every worker's shutdown timeout (default 1000);
 //! - `--deadline <ms>`: the global shutdown deadline (default 25000);
 //! - `--drain <ms>`: the drain delay (default 0);
@@ -90,6 +96,7 @@ fn line(text: &str) {
 struct Node {
     path: String,
     busy_for: Option<Duration>,
+    start_delay: Option<Duration>,
 }
 
 struct Busy(Duration);
@@ -100,6 +107,11 @@ impl Actor for Node {
     type Arguments = ();
 
     async fn pre_start(&self, me: ActorRef<Busy>, _: ()) -> Result<(), ActorProcessingErr> {
+        if let Some(d) = self.start_delay {
+            // A start that waits, like one on a database that does not answer yet.
+            line(&format!("starting {}", self.path));
+            tokio::time::sleep(d).await;
+        }
         line(&format!("started {}", self.path));
         if let Some(d) = self.busy_for {
             // The first message makes it busy: a stop is only taken between messages.
@@ -134,6 +146,10 @@ struct Cli {
     /// That worker is busy for <MS> ms from its start and takes no stop until then (repeatable)
     #[arg(long, value_name = "PATH=MS", value_parser = slow_worker)]
     slow: Vec<(String, Duration)>,
+    /// That worker's start takes <MS> ms (it prints `starting <PATH>` first): stop the app
+    /// meanwhile to see the start abandoned (repeatable)
+    #[arg(long, value_name = "PATH=MS", value_parser = slow_worker)]
+    slow_start: Vec<(String, Duration)>,
     /// Every worker's shutdown timeout, in milliseconds
     #[arg(long, value_name = "MS", default_value = "1000", value_parser = millis)]
     timeout: Duration,
@@ -225,6 +241,11 @@ async fn main() -> std::process::ExitCode {
     let flags = Cli::parse();
     QUIET.store(flags.quiet, std::sync::atomic::Ordering::Relaxed);
     let slow: HashMap<&str, Duration> = flags.slow.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    let slow_start: HashMap<&str, Duration> = flags
+        .slow_start
+        .iter()
+        .map(|(p, d)| (p.as_str(), *d))
+        .collect();
 
     // Every worker's path, as the tree is built, so that `--slow` can be checked against them.
     let workers = RefCell::new(Vec::new());
@@ -233,6 +254,7 @@ async fn main() -> std::process::ExitCode {
         let node = Node {
             path: path.to_string(),
             busy_for: slow.get(path).copied(),
+            start_delay: slow_start.get(path).copied(),
         };
         let id = path.rsplit('/').next().unwrap_or(path).to_string();
         ChildSpec::actor(id, node, ()).shutdown(Shutdown::Timeout(flags.timeout))
@@ -262,7 +284,10 @@ async fn main() -> std::process::ExitCode {
 
     // A mistyped path would otherwise slow nothing down, and the run would not show what was asked.
     let workers = workers.into_inner();
-    if let Some((path, _)) = flags.slow.iter().find(|(p, _)| !workers.contains(p)) {
+    let unknown = (flags.slow.iter().map(|(p, _)| ("--slow", p)))
+        .chain(flags.slow_start.iter().map(|(p, _)| ("--slow-start", p)))
+        .find(|(_, p)| !workers.contains(p));
+    if let Some((flag, path)) = unknown {
         let mut known: Vec<&str> = workers
             .iter()
             .map(String::as_str)
@@ -274,7 +299,7 @@ async fn main() -> std::process::ExitCode {
             known.push(&fanout_range);
         }
         usage_error(format!(
-            "invalid value '{path}' for '--slow <PATH=MS>': not a worker of this tree \
+            "invalid value '{path}' for '{flag} <PATH=MS>': not a worker of this tree \
              (workers: {})",
             known.join(", ")
         ));

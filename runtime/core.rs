@@ -121,6 +121,38 @@ pub struct ChildInfo<P = ActorCell> {
     pub last_exit: Option<ExitReason>,
     /// When a backed-off restart is due, while the child waits for it.
     pub next_attempt: Option<Instant>,
+    /// How the supervisor stops it.
+    pub shutdown: Shutdown,
+    /// Whether its exit can shut the supervisor down (auto-shutdown).
+    pub significant: bool,
+    /// When the current incarnation started, while it runs (to the precision of the supervisor's
+    /// operation that started it).
+    pub started_at: Option<Instant>,
+    /// When it last exited, if it has.
+    pub last_exit_at: Option<Instant>,
+    /// Its start function is running right now.
+    pub starting: bool,
+}
+
+/// A supervisor's strategy and restart budget, and how much of it is in use.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use canopy::{core::Core, SupervisorSpec};
+/// let core: Core<u64> = Core::new(&SupervisorSpec::default()).unwrap();
+/// let budget = core.budget(Instant::now());
+/// assert_eq!((budget.intensity, budget.period, budget.restarts_in_window), (3, Duration::from_secs(5), 0));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The strategy; `None` for a dynamic supervisor (each child on its own).
+    pub strategy: Option<Strategy>,
+    /// The restarts allowed per period.
+    pub intensity: u32,
+    /// The period.
+    pub period: Duration,
+    /// Restarts counted in the period up to now.
+    pub restarts_in_window: usize,
 }
 
 /// OTP's `count_children`.
@@ -370,6 +402,8 @@ struct Child<P> {
     state: State<P>,
     restarts: u32,
     last_exit: Option<ExitReason>,
+    started_at: Option<Instant>,
+    last_exit_at: Option<Instant>,
     /// The child's backoff, or the supervisor's default.
     backoff: Option<Backoff>,
     backoff_state: BackoffState,
@@ -396,6 +430,8 @@ impl<P> Child<P> {
             state: State::Stopped,
             restarts: 0,
             last_exit: None,
+            started_at: None,
+            last_exit_at: None,
             backoff_state: BackoffState::default(),
             pending: None,
             next_attempt: None,
@@ -413,7 +449,7 @@ impl<P: Pid> Child<P> {
     /// `starting`: the operation in progress will start this child (a one_for_all or
     /// rest_for_one round that has stopped it and not started it again yet): it shows as
     /// restarting, not stopped, so that nobody takes it for stopped for good.
-    fn info(&self, starting: bool) -> ChildInfo<P> {
+    fn info(&self, starting: bool, starting_now: bool) -> ChildInfo<P> {
         ChildInfo {
             id: self.spec.id.clone(),
             status: match &self.state {
@@ -427,6 +463,14 @@ impl<P: Pid> Child<P> {
             restarts: self.restarts,
             last_exit: self.last_exit.clone(),
             next_attempt: self.next_attempt,
+            shutdown: self.spec.get_shutdown(),
+            significant: self.spec.significant,
+            started_at: match self.state {
+                State::Running(_) => self.started_at,
+                _ => None,
+            },
+            last_exit_at: self.last_exit_at,
+            starting: starting_now,
         }
     }
 
@@ -488,6 +532,8 @@ pub struct Core<P> {
     reports: Vec<Report>,
     default_backoff: Option<Backoff>,
     jitter: Jitter,
+    /// The latest time the shell gave: what start and exit times are recorded with.
+    clock: Option<Instant>,
     /// The last retry generation handed out. One counter for all children, not one each, so that a
     /// child deleted and added again under the same id cannot take its predecessor's retry for its
     /// own.
@@ -512,6 +558,7 @@ impl<P: Pid> Core<P> {
             reports: Vec::new(),
             default_backoff: spec.backoff,
             jitter: Jitter::from_entropy(),
+            clock: None,
             generations: 0,
         })
     }
@@ -540,11 +587,13 @@ impl<P: Pid> Core<P> {
         now: Instant,
     ) -> Option<Command<P>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
+        self.clock = Some(now);
         let idx = self.pids.remove(pid)?;
         let child = &mut self.children[idx];
         if !matches!(&child.state, State::Running(p) if p == pid) {
             return None;
         }
+        child.last_exit_at = Some(now);
         let abnormal = !reason.is_normal_class();
         if child.spec.restart == Restart::Permanent || abnormal {
             self.reports.push(Report::ChildTerminated {
@@ -603,6 +652,7 @@ impl<P: Pid> Core<P> {
     /// ```
     pub fn retry_due(&mut self, id: &str, generation: u64, now: Instant) -> Option<Command<P>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
+        self.clock = Some(now);
         let idx = self.find(id)?;
         let child = &mut self.children[idx];
         let pending = child.pending.filter(|p| p.generation == generation)?;
@@ -718,6 +768,7 @@ impl<P: Pid> Core<P> {
         let child = &mut self.children[idx];
         match result {
             Ok(Some(pid)) => {
+                child.started_at = self.clock;
                 match round {
                     Some(at) => {
                         child.restarts += 1;
@@ -762,6 +813,7 @@ impl<P: Pid> Core<P> {
                 });
             }
             child.last_exit = Some(reason);
+            child.last_exit_at = self.clock;
         }
         // A temporary child the supervisor stopped is gone for good (OTP's temporary_bystander).
         child.stop_or_remove();
@@ -792,7 +844,11 @@ impl<P: Pid> Core<P> {
                 .chain(op.current.iter())
                 .any(|step| matches!(step, Step::Start(i) if *i == idx))
         });
-        self.children[idx].info(starting)
+        let starting_now = self
+            .op
+            .as_ref()
+            .is_some_and(|op| matches!(op.current, Some(Step::Start(i)) if i == idx));
+        self.children[idx].info(starting, starting_now)
     }
 
     /// OTP's `count_children`.
@@ -834,13 +890,31 @@ impl<P: Pid> Core<P> {
             .map(|&idx| self.children[idx].spec.id.as_str())
     }
 
+    /// The supervisor's own settings and how much of its restart budget is in use at `now`.
+    pub fn budget(&self, now: Instant) -> Budget {
+        Budget {
+            strategy: Some(self.strategy),
+            intensity: self.window.intensity(),
+            period: self.window.period(),
+            restarts_in_window: self.window.in_window(now),
+        }
+    }
+
+    /// The time now, for the start and exit times of the operation that follows (events that carry
+    /// a time set it too).
+    pub fn tick(&mut self, now: Instant) {
+        self.clock = Some(now);
+    }
+
     /// The whole tree is being killed at once (a shutdown deadline ran out, or a second signal came):
     /// every running child's last exit becomes `killed`, since the supervisor will not run again to
     /// record it.
-    pub fn record_killed(&mut self) {
+    pub fn record_killed(&mut self, now: Instant) {
+        self.clock = Some(now);
         for child in &mut self.children {
             if matches!(child.state, State::Running(_)) {
                 child.last_exit = Some(ExitReason::Killed);
+                child.last_exit_at = self.clock;
             }
         }
     }

@@ -32,6 +32,26 @@ pub struct RestartWindow {
 }
 
 impl RestartWindow {
+    /// The restarts allowed per period.
+    ///
+    /// ```
+    /// let w = canopy::intensity::RestartWindow::new(3, std::time::Duration::from_secs(5));
+    /// assert_eq!((w.intensity(), w.period()), (3, std::time::Duration::from_secs(5)));
+    /// ```
+    pub fn intensity(&self) -> u32 {
+        self.intensity
+    }
+
+    /// The length of the window.
+    ///
+    /// ```
+    /// let w = canopy::intensity::RestartWindow::new(3, std::time::Duration::from_secs(5));
+    /// assert_eq!(w.period(), std::time::Duration::from_secs(5));
+    /// ```
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
     /// A window allowing `intensity` restarts per `period`.
     pub fn new(intensity: u32, period: Duration) -> Self {
         RestartWindow {

@@ -45,7 +45,9 @@ pub(crate) trait Children: Send + Sync {
     /// One child by id (a dynamic child's id is its key).
     fn child(&self, id: &str) -> Option<ChildInfo>;
     /// The tree is being killed at once: every running child's last exit becomes `killed`.
-    fn record_killed(&self);
+    fn record_killed(&self, now: std::time::Instant);
+    /// The supervisor's strategy and restart budget, and how much of it is in use at `now`.
+    fn budget(&self, now: std::time::Instant) -> crate::core::Budget;
 }
 
 /// One supervisor, static or dynamic, in the shared tree.
@@ -179,6 +181,17 @@ pub(crate) fn node(id: &ActorId) -> Option<Arc<Node>> {
     TREE.read().nodes.get(id).cloned()
 }
 
+/// The running top-level supervisors (those with no supervisor above them in the tree).
+pub(crate) fn top_level() -> Vec<Arc<Node>> {
+    TREE.read()
+        .nodes
+        .values()
+        .filter(|n| n.path.rfind('/') == Some(0))
+        .filter(|n| n.cell.get_status() < ActorStatus::Stopping)
+        .cloned()
+        .collect()
+}
+
 /// A supervisor of either kind: its path and its children.
 fn view(id: &ActorId) -> Option<(String, Vec<ChildInfo>)> {
     let n = node(id)?;
@@ -219,16 +232,39 @@ pub struct RunningChild {
 }
 
 /// Records every child running below `root` as killed, in its supervisor's state, and returns them
-/// (as [`running`] does): the tree is about to be killed at once, and no supervisor in it will run
-/// again to record it.
+/// by path: the tree is about to be killed at once, and no supervisor in it will run again to
+/// record it. Supervisors below `root` are found by path, so that a branch still starting (not yet
+/// a running child of its parent) is included.
 pub(crate) fn record_tree_killed(root: &ActorCell) -> Vec<RunningChild> {
-    let left = running(root);
-    if let Some(n) = node(&root.get_id()) {
-        n.children.record_killed();
-    }
-    for child in &left {
-        if let Some(n) = node(&child.cell.get_id()) {
-            n.children.record_killed();
+    let Some(top) = node(&root.get_id()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}/", top.path);
+    let mut nodes: Vec<Arc<Node>> = TREE
+        .read()
+        .nodes
+        .values()
+        .filter(|n| n.path == top.path || n.path.starts_with(&prefix))
+        .filter(|n| n.cell.get_status() < ActorStatus::Stopped)
+        .cloned()
+        .collect();
+    nodes.sort_by(|a, b| a.path.cmp(&b.path));
+    let now = tokio::time::Instant::now().into_std();
+    let mut left = Vec::new();
+    for n in &nodes {
+        n.children.record_killed(now);
+        for child in n.children.which_children().into_iter().rev() {
+            let Some(cell) = child.status.pid() else {
+                continue;
+            };
+            if cell.get_status() == ActorStatus::Stopped {
+                continue;
+            }
+            left.push(RunningChild {
+                path: format!("{}/{}", n.path, child.id),
+                kind: child.kind,
+                cell: cell.clone(),
+            });
         }
     }
     left

@@ -11,7 +11,7 @@
 //! ```
 //! use std::time::Duration;
 //! use canopy::{ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorSpec};
-//! use ractor::{Actor, ActorProcessingErr, ActorRef};
+//! use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 //!
 //! #[derive(Clone)]
 //! struct Worker;

@@ -143,6 +143,8 @@ pub(crate) trait Behaviour: Send + Sync + Sized + 'static {
     fn start(&self, job: Self::Job, sup: ActorCell) -> BoxFuture<'static, Result<Start, BoxError>>;
     /// True if `job` starts a supervisor (which abandons its own start-up when asked to).
     fn starts_supervisor(&self, job: &Self::Job) -> bool;
+    /// The time now, for the start and exit times the next operation records.
+    fn tick(&self, now: std::time::Instant);
     /// Start-up.
     fn init(&self) -> Cmd<Self::Job>;
     /// A child exited; `None` if it is not a current child.
@@ -529,6 +531,7 @@ impl<B: Behaviour> Actor for Shell<B> {
             kill: KillTimer::default(),
             exiting: false,
         };
+        state.b.tick(now());
         let first = state.b.init();
         match drive_inline(&myself, &mut state, first).await {
             Done::Ready => Ok(state),
@@ -618,6 +621,7 @@ impl<B: Behaviour> Actor for Shell<B> {
         // canopy, or in the middle of an operation). The ordered teardown must finish here: once
         // post_stop returns, ractor kills whatever is still linked, in no particular order.
         if state.b.has_running_children() {
+            state.b.tick(now());
             let cmd = state.b.shutdown(ExitReason::Shutdown);
             drive_inline(&myself, state, cmd).await;
         }
@@ -641,12 +645,14 @@ impl<B: Behaviour> State<B> {
     async fn request(&mut self, myself: &ActorRef<SupervisorMsg>, request: Request) {
         match request {
             Request::Api(call, reply) => {
+                self.b.tick(now());
                 let cmd = self.b.api(call);
                 self.step(myself, cmd, Then::Reply(reply)).await;
             }
             Request::Query(query) => self.b.query(query),
             Request::Shutdown(reason) => {
                 self.cancel_retries();
+                self.b.tick(now());
                 let cmd = self.b.shutdown(reason);
                 self.step(myself, cmd, Then::Background).await;
             }

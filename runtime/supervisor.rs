@@ -78,8 +78,12 @@ impl introspect::Children for Mutex<Core<ActorCell>> {
         self.lock().which_child(id)
     }
 
-    fn record_killed(&self) {
-        self.lock().record_killed();
+    fn record_killed(&self, now: std::time::Instant) {
+        self.lock().record_killed(now);
+    }
+
+    fn budget(&self, now: std::time::Instant) -> crate::core::Budget {
+        self.lock().budget(now)
     }
 }
 
@@ -119,6 +123,10 @@ impl Behaviour for Static {
         sup: ActorCell,
     ) -> BoxFuture<'static, Result<Start, BoxError>> {
         (spec.start)(sup)
+    }
+
+    fn tick(&self, now: std::time::Instant) {
+        self.core.lock().tick(now);
     }
 
     fn init(&self) -> Cmd<Self::Job> {

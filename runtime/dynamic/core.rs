@@ -156,6 +156,8 @@ struct Child<P, A> {
     args: Option<A>,
     restarts: u32,
     last_exit: Option<ExitReason>,
+    started_at: Option<Instant>,
+    last_exit_at: Option<Instant>,
     backoff: BackoffState,
     /// The generation of the one retry the shell may still act on.
     retry: Option<u64>,
@@ -187,6 +189,8 @@ pub struct DynCore<P, A> {
     max_children: Option<usize>,
     backoff: Option<Backoff>,
     jitter: Jitter,
+    /// The latest time the shell gave: what start and exit times are recorded with.
+    clock: Option<Instant>,
     window: RestartWindow,
     /// By key; keys grow with each `start_child`, so the newest child is last.
     children: BTreeMap<u64, Child<P, A>>,
@@ -223,6 +227,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             max_children: spec.max_children,
             backoff: spec.backoff,
             jitter: Jitter::from_entropy(),
+            clock: None,
             window: RestartWindow::new(spec.intensity, spec.period),
             children: BTreeMap::new(),
             pids: HashMap::new(),
@@ -251,11 +256,13 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         now: Instant,
     ) -> Option<DynCommand<P, A>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
+        self.clock = Some(now);
         let key = *self.pids.get(pid)?;
         let child = self.children.get_mut(&key)?;
         if child.state != State::Running || child.pid.as_ref() != Some(pid) {
             return None;
         }
+        child.last_exit_at = Some(now);
         let abnormal = !reason.is_normal_class();
         if self.restart == Restart::Permanent || abnormal {
             self.reports.push(Report::ChildTerminated {
@@ -311,6 +318,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         now: Instant,
     ) -> Option<DynCommand<P, A>> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
+        self.clock = Some(now);
         let child = self.children.get_mut(&key)?;
         if child.retry != Some(generation) {
             return None;
@@ -506,12 +514,31 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         self.children.get(&key).and_then(|c| c.args.as_ref())
     }
 
+    /// The restart budget and how much of it is in use at `now` (see
+    /// [`Core::budget`](crate::core::Core::budget)).
+    pub fn budget(&self, now: Instant) -> crate::core::Budget {
+        crate::core::Budget {
+            strategy: None,
+            intensity: self.window.intensity(),
+            period: self.window.period(),
+            restarts_in_window: self.window.in_window(now),
+        }
+    }
+
+    /// The time now, for the start and exit times of the operation that follows (see
+    /// [`Core::tick`](crate::core::Core::tick)).
+    pub fn tick(&mut self, now: Instant) {
+        self.clock = Some(now);
+    }
+
     /// The whole tree is being killed at once: every running child's last exit becomes `killed`
     /// (see [`Core::record_killed`](crate::core::Core::record_killed)).
-    pub fn record_killed(&mut self) {
+    pub fn record_killed(&mut self, now: Instant) {
+        self.clock = Some(now);
         for child in self.children.values_mut() {
             if child.state == State::Running {
                 child.last_exit = Some(ExitReason::Killed);
+                child.last_exit_at = self.clock;
             }
         }
     }
@@ -613,6 +640,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 }
                 child.state = State::Running;
                 child.restarts += 1;
+                child.started_at = self.clock;
                 // Stability is measured from a start that succeeded, never from an attempt: a
                 // start that fails slowly must not pass for a stable run.
                 child.backoff.started(began);
@@ -673,6 +701,8 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 args: keep,
                 restarts: 0,
                 last_exit: None,
+                started_at: self.clock,
+                last_exit_at: None,
                 backoff: BackoffState::default(),
                 retry: None,
             },
@@ -723,6 +753,14 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             restarts: child.restarts,
             last_exit: child.last_exit.clone(),
             next_attempt,
+            shutdown: self.shutdown,
+            significant: false,
+            started_at: match child.state {
+                State::Running => child.started_at,
+                _ => None,
+            },
+            last_exit_at: child.last_exit_at,
+            starting: matches!(self.op, Some(Op::Restart { key: k, .. }) if k == key),
         }
     }
 }

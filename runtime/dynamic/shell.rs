@@ -67,8 +67,12 @@ impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
         self.lock().child_info(key)
     }
 
-    fn record_killed(&self) {
-        self.lock().record_killed();
+    fn record_killed(&self, now: std::time::Instant) {
+        self.lock().record_killed(now);
+    }
+
+    fn budget(&self, now: std::time::Instant) -> crate::core::Budget {
+        self.lock().budget(now)
     }
 }
 
@@ -117,6 +121,10 @@ impl<A: StartArgs> Behaviour for Dynamic<A> {
 
     fn start(&self, args: A, sup: ActorCell) -> BoxFuture<'static, Result<Start, BoxError>> {
         (self.spec.start)(sup, args)
+    }
+
+    fn tick(&self, now: std::time::Instant) {
+        self.core.lock().tick(now);
     }
 
     fn init(&self) -> Cmd<A> {

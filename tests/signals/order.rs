@@ -206,3 +206,75 @@ fn a_slow_path_that_names_no_worker_is_a_usage_error() {
     assert_eq!(code, 2, "usage error: {:#?}", p.lines());
     assert!(p.lines().is_empty(), "nothing started: {:#?}", p.lines());
 }
+
+/// SIGTERM while a child's start is still waiting: the start is abandoned, what had started is
+/// stopped in reverse order, and the status says the start was interrupted.
+#[test]
+fn sigterm_during_start_up_abandons_the_start_in_reverse_order() {
+    let mut p = Proc::spawn(EXAMPLE, &["--slow-start", "/app/web/listener=60000"]);
+    p.wait_line(SECS(30), |l| l == "starting /app/web/listener");
+    p.signal("TERM");
+    let (code, _) = p.wait_exit(SECS(20));
+    let lines = p.lines();
+    assert_eq!(code, 7, "start interrupted: {lines:#?}");
+    assert!(!lines.iter().any(|l| l == "ready"), "{lines:#?}");
+    let mut started = paths(&lines, "started ");
+    assert_eq!(
+        started,
+        [
+            "/app/db",
+            "/app/cache",
+            "/app/web",
+            "/app/web/pool",
+            "/app/web/pool/conn1",
+            "/app/web/pool/conn2"
+        ],
+        "the listener never finished starting, metrics never began"
+    );
+    // /app/web failed its start (its listener's was abandoned): it is not a started child of
+    // /app, so nobody reports stopping it; everything else stops in reverse order.
+    started.retain(|p| p != "/app/web");
+    started.reverse();
+    assert_eq!(paths(&lines, "stopped "), started, "{lines:#?}");
+    assert!(lines
+        .iter()
+        .filter(|l| l.starts_with("stopped "))
+        .all(|l| l.ends_with(" shutdown")));
+    assert_exit_is_last(&lines);
+}
+
+/// A second signal while an abandoned start unwinds kills what is left at once.
+#[test]
+fn a_second_signal_during_start_up_kills_at_once() {
+    let mut p = Proc::spawn(
+        EXAMPLE,
+        &[
+            "--slow-start",
+            "/app/web/listener=60000",
+            "--slow",
+            "/app/web/pool/conn1=60000",
+            "--timeout",
+            "30000",
+        ],
+    );
+    p.wait_line(SECS(30), |l| l == "starting /app/web/listener");
+    p.signal("TERM");
+    // conn2 stops first; conn1 then hangs in its stop for half a minute.
+    p.wait_line(SECS(20), |l| l == "stopped /app/web/pool/conn2 shutdown");
+    let second = std::time::Instant::now();
+    p.signal("INT");
+    let (code, exited) = p.wait_exit(SECS(20));
+    let lines = p.lines();
+    assert_eq!(code, 6, "second signal: {lines:#?}");
+    assert!(
+        exited - second < SECS(10),
+        "killed at once, not after conn1's timeout"
+    );
+    for killed in ["/app/web/pool/conn1", "/app/db", "/app/cache"] {
+        assert!(
+            lines.contains(&format!("stopped {killed} killed")),
+            "{killed} reported killed: {lines:#?}"
+        );
+    }
+    assert_exit_is_last(&lines);
+}
