@@ -534,15 +534,7 @@ impl Stop {
     /// The next signal or the root's exit; a shutdown request or the root's exit as a trigger
     /// changes nothing here (the root's exit is read from its watcher).
     async fn next_event(&mut self) -> Event {
-        let signal = async {
-            loop {
-                match self.rx.recv().await {
-                    Some(Trigger::Signal(name)) => return name,
-                    Some(_) => continue,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        };
+        let signal = next_signal(&mut self.rx);
         let exited = async {
             let reason = (self.root_exit.wait_for(Option::is_some).await)
                 .ok()
@@ -584,15 +576,7 @@ impl Stop {
     ) -> Option<SupervisorRef> {
         let mut start = start;
         let deadline_at = self.deadline_at;
-        let signal = async {
-            loop {
-                match self.rx.recv().await {
-                    Some(Trigger::Signal(name)) => return name,
-                    Some(_) => continue,
-                    None => std::future::pending::<()>().await,
-                }
-            }
-        };
+        let signal = next_signal(&mut self.rx);
         let killed = tokio::select! {
             biased;
             started = &mut start => {
@@ -693,15 +677,7 @@ impl Stop {
         for (name, hook) in hooks {
             let mut task = tokio::spawn(hook());
             let deadline_at = self.deadline_at;
-            let signal = async {
-                loop {
-                    match self.rx.recv().await {
-                        Some(Trigger::Signal(name)) => return name,
-                        Some(_) => continue,
-                        None => std::future::pending::<()>().await,
-                    }
-                }
-            };
+            let signal = next_signal(&mut self.rx);
             tokio::select! {
                 joined = &mut task => {
                     if let Err(e) = joined {
@@ -726,6 +702,18 @@ impl Stop {
         }
         log_phase("final hooks", phase);
         true
+    }
+}
+
+/// The next signal; other triggers during the stop change nothing (the root's exit is read from
+/// its watcher).
+async fn next_signal(rx: &mut mpsc::UnboundedReceiver<Trigger>) -> &'static str {
+    loop {
+        match rx.recv().await {
+            Some(Trigger::Signal(name)) => return name,
+            Some(_) => continue,
+            None => std::future::pending::<()>().await,
+        }
     }
 }
 

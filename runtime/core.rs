@@ -155,6 +155,17 @@ pub struct Budget {
     pub restarts_in_window: usize,
 }
 
+impl Budget {
+    pub(crate) fn of(strategy: Option<Strategy>, window: &RestartWindow, now: Instant) -> Budget {
+        Budget {
+            strategy,
+            intensity: window.intensity(),
+            period: window.period(),
+            restarts_in_window: window.in_window(now),
+        }
+    }
+}
+
 /// OTP's `count_children`.
 ///
 /// ```
@@ -892,12 +903,7 @@ impl<P: Pid> Core<P> {
 
     /// The supervisor's own settings and how much of its restart budget is in use at `now`.
     pub fn budget(&self, now: Instant) -> Budget {
-        Budget {
-            strategy: Some(self.strategy),
-            intensity: self.window.intensity(),
-            period: self.window.period(),
-            restarts_in_window: self.window.in_window(now),
-        }
+        Budget::of(Some(self.strategy), &self.window, now)
     }
 
     /// The time now, for the start and exit times of the operation that follows (events that carry

@@ -517,12 +517,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     /// The restart budget and how much of it is in use at `now` (see
     /// [`Core::budget`](crate::core::Core::budget)).
     pub fn budget(&self, now: Instant) -> crate::core::Budget {
-        crate::core::Budget {
-            strategy: None,
-            intensity: self.window.intensity(),
-            period: self.window.period(),
-            restarts_in_window: self.window.in_window(now),
-        }
+        crate::core::Budget::of(None, &self.window, now)
     }
 
     /// The time now, for the start and exit times of the operation that follows (see
