@@ -558,7 +558,8 @@ impl<B: Behaviour> Actor for Shell<B> {
             Request::KillDue(generation) => state.kill_due(&myself, generation),
             Request::Gone(id) => {
                 if let Some(cell) = state.waited_for(&id) {
-                    // It had unlinked itself, so no exit event will come: it stopped as asked.
+                    // It had unlinked itself, so no exit event will come: it is gone, and its
+                    // reason cannot be seen.
                     state.exited(&myself, &cell, None).await;
                 }
             }
