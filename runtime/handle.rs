@@ -404,6 +404,47 @@ impl<M: Message> ChildHandle<M> {
         }
     }
 
+    /// The incarnation to send a call to: the cached one if it still takes messages, else the
+    /// current one, waiting (as [`call`](Self::call) does) while the child restarts. Generated
+    /// service clients call through this to tell a timeout from a crash, which `call` folds into
+    /// one `CallFailed`.
+    pub(crate) async fn running(&self) -> Result<ActorRef<M>, HandleError> {
+        let cached = self
+            .inner
+            .current
+            .read()
+            .as_ref()
+            .filter(|a| a.get_status() < ActorStatus::Draining)
+            .cloned();
+        if let Some(actor) = cached {
+            return Ok(actor);
+        }
+        match self.resolve()? {
+            Some(actor) => Ok(actor),
+            None => {
+                let _slot = self.wait_slot()?;
+                let deadline = crate::deadline_in(self.inner.options.wait);
+                self.running_before(deadline).await
+            }
+        }
+    }
+
+    /// A handle to child `id` of the static supervisor at `sup_path`, which need not be running
+    /// now: the handle finds it by path when it is. Generated supervisor handles use this for the
+    /// children of nested supervisors.
+    pub(crate) fn at_path(sup_path: String, id: String) -> Result<Self, SpecError> {
+        let node = introspect::node_at(&sup_path)
+            .map(|n| Arc::downgrade(&n))
+            .unwrap_or_default();
+        let slot = Slot {
+            sup_path,
+            id,
+            node: RwLock::new(node),
+            follow: true,
+        };
+        ChildHandle::new(slot, HandleOptions::default())
+    }
+
     fn wait_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, HandleError> {
         self.inner
             .waiting

@@ -105,6 +105,8 @@
 
 pub mod app;
 pub mod backoff;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod core;
 pub mod dynamic;
 pub mod exit;
