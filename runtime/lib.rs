@@ -67,6 +67,9 @@
 //!   global deadline, final hooks and exit statuses; [`health`]: liveness, readiness and the
 //!   shutdown token.
 //! - [`introspect`]: the live tree, read without a message round trip.
+//! - [`service`]: actors written as plain methods ([`#[service]`](macro@service)) with typed
+//!   clients, child-spec defaults on a type ([`#[derive(Child)]`](derive@Child)) and supervisors
+//!   declared as structs ([`#[derive(Supervisor)]`](derive@Supervisor)).
 //!
 //! ## Where canopy differs from OTP on purpose
 //!
@@ -115,6 +118,7 @@ pub mod health;
 pub mod intensity;
 pub mod introspect;
 pub mod partition;
+pub mod service;
 mod shell;
 mod shutdown;
 pub mod spec;
@@ -126,12 +130,14 @@ pub use crate::core::{ChildError, ChildInfo};
 pub use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 pub use crate::exit::{ExitReason, StopWith};
 pub use crate::partition::{PartitionRef, PartitionSupervisor};
+pub use crate::service::{Child, Dynamic};
 pub use crate::shell::{AnySupervisorRef, StartError, StartedChild};
 pub use crate::spec::{
     check_child_specs, AutoShutdown, BoxError, ChildKind, ChildSpec, Restart, Shutdown, SpecError,
     Start, StartInfo, Strategy, SupervisorSpec,
 };
 pub use crate::supervisor::{Supervisor, SupervisorRef};
+pub use canopy_macros::{service, Child, Supervisor};
 
 /// The instant `d` from now on tokio's clock. A `d` too long to add to the clock (`Duration::MAX`
 /// means "no bound" everywhere canopy takes a duration) gives an instant decades away, which no
