@@ -66,7 +66,8 @@
 //! - [`app`]: the process lifecycle: signals, readiness, drain delay, ordered teardown within a
 //!   global deadline, final hooks and exit statuses; [`health`]: liveness, readiness and the
 //!   shutdown token.
-//! - [`introspect`]: the live tree, read without a message round trip.
+//! - [`introspect`]: the live tree, read without a message round trip; [`snapshot`]: the tree as
+//!   stable, versioned wire types (serde), and a `pstree`-like rendering.
 //! - [`service`]: actors written as plain methods ([`#[service]`](macro@service)) with typed
 //!   clients, child-spec defaults on a type ([`#[derive(Child)]`](derive@Child)) and supervisors
 //!   declared as structs ([`#[derive(Supervisor)]`](derive@Supervisor)).
@@ -121,6 +122,7 @@ pub mod partition;
 pub mod service;
 mod shell;
 mod shutdown;
+pub mod snapshot;
 pub mod spec;
 pub mod supervisor;
 
