@@ -1,0 +1,28 @@
+// Three mistakes in one impl: each is reported, and nothing else is, because the impl block is
+// emitted as written (`Counter::helper` below still resolves).
+struct Counter {
+    n: u64,
+}
+
+#[canopy::service(restart = never)]
+impl Counter {
+    fn init() -> Self {
+        Counter { n: 0 }
+    }
+
+    fn add(self, k: u64) {
+        let _ = k;
+    }
+
+    fn label(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.n)
+    }
+
+    fn helper() -> u64 {
+        41
+    }
+}
+
+fn main() {
+    let _ = Counter::helper() + 1;
+}

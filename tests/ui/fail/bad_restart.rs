@@ -1,0 +1,10 @@
+struct Counter;
+
+#[canopy::service(restart = sometimes)]
+impl Counter {
+    fn init() -> Self {
+        Counter
+    }
+}
+
+fn main() {}

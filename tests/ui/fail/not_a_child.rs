@@ -1,0 +1,6 @@
+#[derive(canopy::Supervisor)]
+struct App {
+    name: String,
+}
+
+fn main() {}
