@@ -104,6 +104,9 @@
 //! Modules: [`app`] and [`health`] (the process lifecycle), [`handle`], [`backoff`],
 //! [`introspect`], [`intensity`], [`exit`], [`spec`], [`dynamic`], [`partition`], and the pure
 //! decision cores [`core`] and [`dynamic::core`] for those who test or model-check against them.
+//!
+//! [`Supervisor`]: struct@Supervisor
+//! [`service`]: mod@service
 
 #![warn(missing_docs)]
 

@@ -1,6 +1,7 @@
 //! Services: actors written as plain methods, with typed clients, and child-spec defaults on the
-//! type. This module is what the code of [`#[canopy::service]`](crate::service),
-//! [`#[derive(Child)]`](crate::Child) and [`#[derive(Supervisor)]`](crate::Supervisor) stands on.
+//! type. This module is what the code of [`#[canopy::service]`](macro@crate::service),
+//! [`#[derive(Child)]`](derive@crate::Child) and
+//! [`#[derive(Supervisor)]`](derive@crate::Supervisor) stands on.
 //!
 //! A service is an `impl` block whose methods become the messages of an actor:
 //!
@@ -311,7 +312,8 @@ impl<S: Service> Actor for ServiceActor<S> {
 ///     pub fn ticks(&self) -> u32 { self.ticks }
 /// }
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let (actor, _) = canopy::ractor::Actor::spawn(None, canopy::service::ServiceActor::<Ticker>::new(), ()).await?;
+/// let ticker = canopy::service::ServiceActor::<Ticker>::new();
+/// let (actor, _) = canopy::ractor::Actor::spawn(None, ticker, ()).await?;
 /// let ticker = TickerClient::from_actor(actor.clone());
 /// ticker.start(3).await?;
 /// while ticker.ticks().await? < 3 { tokio::task::yield_now().await; }
@@ -680,7 +682,8 @@ fn unregister(id: &ActorId) {
 /// #[canopy::service]
 /// impl Idle { fn init() -> Self { Idle } fn nop(&self) {} }
 /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// let (actor, _) = canopy::ractor::Actor::spawn(None, canopy::service::ServiceActor::<Idle>::new(), ()).await?;
+/// let idle = canopy::service::ServiceActor::<Idle>::new();
+/// let (actor, _) = canopy::ractor::Actor::spawn(None, idle, ()).await?;
 /// let stats = canopy::service::stats(&actor.get_cell()).expect("a running service");
 /// assert_eq!((stats.handled, stats.current), (0, None));
 /// actor.stop(None);
@@ -780,7 +783,8 @@ impl ChildDefaults {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a child canopy knows how to start",
     label = "not a canopy child",
-    note = "a child is a `#[canopy::service]` type, a ractor actor with `#[derive(canopy::Child)]`, a `#[derive(canopy::Supervisor)]` struct, or `canopy::Dynamic<T>` of one of them"
+    note = "a child is a `#[canopy::service]` type, a ractor actor with `#[derive(canopy::Child)]`, \
+            a `#[derive(canopy::Supervisor)]` struct, or `canopy::Dynamic<T>` of one of them"
 )]
 pub trait Child: Sized + 'static {
     /// What a start needs (cloned for each restart).
@@ -1010,7 +1014,10 @@ pub mod __private {
     /// Fails compilation (as a constant's evaluation) for a significant permanent child.
     pub const fn check_significant(restart: crate::Restart) {
         if matches!(restart, crate::Restart::Permanent) {
-            panic!("a significant child cannot be permanent (OTP rejects it): give it `restart = transient` or `restart = temporary`");
+            panic!(
+                "a significant child cannot be permanent (OTP rejects it): \
+                 give it `restart = transient` or `restart = temporary`"
+            );
         }
     }
 }

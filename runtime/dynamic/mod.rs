@@ -8,7 +8,7 @@
 //! one with its arguments, which the supervisor keeps (unless the template is temporary, as in OTP)
 //! and gives again at every restart.
 //!
-//! How it differs from a static [`Supervisor`](crate::Supervisor), as in OTP:
+//! How it differs from a static [`Supervisor`](struct@crate::Supervisor), as in OTP:
 //!
 //! - Children have no ids. Each gets an internal key that survives its restarts; `which_children`
 //!   shows it as the child's id (`"1"`, `"2"`, …), and the introspection tree uses it in paths
