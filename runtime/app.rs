@@ -192,6 +192,7 @@ pub struct App {
     tx: mpsc::UnboundedSender<Trigger>,
     rx: mpsc::UnboundedReceiver<Trigger>,
     tasks: Arc<parking_lot::Mutex<JoinSet<()>>>,
+    lifecycle: Lifecycle,
 }
 
 impl App {
@@ -210,6 +211,7 @@ impl App {
             tx,
             rx,
             tasks: Arc::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -302,7 +304,37 @@ impl App {
             tx: self.tx.clone(),
             health: self.health.clone(),
             tasks: self.tasks.clone(),
+            lifecycle: self.lifecycle.clone(),
         }
+    }
+
+    /// Where the app is in its life and how long each phase took, for metrics and observers.
+    ///
+    /// ```
+    /// use canopy::app::{App, Phase};
+    /// let app = App::new(canopy::SupervisorSpec::default());
+    /// assert_eq!(app.lifecycle().phase(), Phase::Starting);
+    /// ```
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.clone()
+    }
+
+    /// Serves the HTTP [observer](crate::observer) for this app: bound now, serving from now until
+    /// the app exits, its readiness the app's, with its final export as a final hook.
+    ///
+    /// ```no_run
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use canopy::{app::App, observer::Observer, SupervisorSpec};
+    /// let app = App::new(SupervisorSpec::default()).observer(Observer::new())?; // 127.0.0.1:9470
+    /// app.run().await?;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "observer")]
+    pub fn observer(
+        self,
+        observer: crate::observer::Observer,
+    ) -> Result<Self, crate::observer::ObserverError> {
+        observer.attach(self)
     }
 
     /// Starts the tree, waits for a trigger, stops everything in order within the deadline and
@@ -342,6 +374,7 @@ impl App {
             tx,
             mut rx,
             tasks,
+            lifecycle,
         } = self;
         let began = Instant::now();
         if let Err(e) = check(&root, drain_delay, deadline) {
@@ -386,6 +419,7 @@ impl App {
         let (root, trigger, status, stop_began) = match first {
             Ok(Ok(root)) => {
                 health.set_ready(true);
+                lifecycle.enter(Phase::Running);
                 tracing::info!(target: T, elapsed_ms = ms(began.elapsed()), "tree started; ready");
                 let trigger = rx.recv().await.unwrap_or(Trigger::Requested);
                 let status = match &trigger {
@@ -440,17 +474,26 @@ impl App {
             root_exit,
         };
         let phase = Instant::now();
+        // Entered first, so that whoever the shutdown token wakes reads the phase it belongs to.
+        lifecycle.enter(Phase::Draining);
         health.begin_shutdown();
         log_phase("unready", phase);
 
         // Each phase returns false when a second signal ended the stop; the rest are then skipped.
         let stopped = match &root {
             Some(root) => {
-                stop.drain(drain_delay, root, &trigger).await && stop.teardown(root).await
+                stop.drain(drain_delay, root, &trigger).await && {
+                    lifecycle.enter(Phase::Teardown);
+                    stop.teardown(root).await
+                }
             }
             None => stop.status != ExitStatus::SECOND_SIGNAL,
         };
-        let _ = stopped && stop.final_hooks(hooks).await;
+        let _ = stopped && {
+            lifecycle.enter(Phase::FinalHooks);
+            stop.final_hooks(hooks).await
+        };
+        lifecycle.enter(Phase::Reaping);
         let phase = Instant::now();
         let reaped = {
             let mut set = std::mem::take(&mut *tasks.lock());
@@ -464,6 +507,7 @@ impl App {
         stop_listening();
         health.set_live(false);
         let status = stop.status;
+        lifecycle.enter(Phase::Done);
         tracing::info!(
             target: T,
             status = %status,
@@ -770,6 +814,7 @@ pub struct AppHandle {
     tx: mpsc::UnboundedSender<Trigger>,
     health: Health,
     tasks: Arc<parking_lot::Mutex<JoinSet<()>>>,
+    lifecycle: Lifecycle,
 }
 
 impl AppHandle {
@@ -786,6 +831,11 @@ impl AppHandle {
     /// A token that fires when the stop begins.
     pub fn shutdown_token(&self) -> ShutdownToken {
         self.health.shutdown_token()
+    }
+
+    /// Where the app is in its life; see [`App::lifecycle`].
+    pub fn lifecycle(&self) -> Lifecycle {
+        self.lifecycle.clone()
     }
 
     /// Spawns a task that belongs to the app: if it is still running after the final hooks, it is
@@ -881,6 +931,124 @@ async fn listen_for_signals(tx: mpsc::UnboundedSender<Trigger>) {
     while tokio::signal::ctrl_c().await.is_ok() {
         if tx.send(Trigger::Signal("ctrl-c")).is_err() {
             return;
+        }
+    }
+}
+
+/// The phases of an [`App`]'s life, in order (see the [module docs](self)). A stop that comes
+/// during start-up stays in `Starting` while the start unwinds, then goes on from `Draining`
+/// (with nothing left to drain or tear down); a second signal skips what is left up to `Reaping`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Phase {
+    /// Phase 1: the tree is starting.
+    Starting,
+    /// The tree is up and ready; no stop has been triggered.
+    Running,
+    /// Phases 3 and 4: readiness is off, the drain delay runs.
+    Draining,
+    /// Phase 5: the tree is being stopped.
+    Teardown,
+    /// Phase 6: the tree is down, the final hooks run.
+    FinalHooks,
+    /// Phase 7: the app's tasks are reaped.
+    Reaping,
+    /// `run` is returning.
+    Done,
+}
+
+impl Phase {
+    /// Every phase, in order.
+    pub const ALL: [Phase; 7] = [
+        Phase::Starting,
+        Phase::Running,
+        Phase::Draining,
+        Phase::Teardown,
+        Phase::FinalHooks,
+        Phase::Reaping,
+        Phase::Done,
+    ];
+
+    /// Its name in snake case, as metrics label it.
+    ///
+    /// ```
+    /// assert_eq!(canopy::app::Phase::FinalHooks.name(), "final_hooks");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Running => "running",
+            Phase::Draining => "draining",
+            Phase::Teardown => "teardown",
+            Phase::FinalHooks => "final_hooks",
+            Phase::Reaping => "reaping",
+            Phase::Done => "done",
+        }
+    }
+}
+
+/// Where an [`App`] is in its life and when each phase began; cheap to clone, read at any time
+/// (one short lock), by [`App::lifecycle`] or [`AppHandle::lifecycle`].
+///
+/// ```
+/// use canopy::app::{Lifecycle, Phase};
+/// let lifecycle = Lifecycle::default();
+/// assert_eq!(lifecycle.phase(), Phase::Starting);
+/// assert_eq!(lifecycle.durations()[0].0, Phase::Starting);
+/// assert!(lifecycle.stopping_for().is_none());
+/// ```
+#[derive(Clone, Debug)]
+pub struct Lifecycle {
+    /// The phases entered, in order, with when; never empty.
+    began: Arc<parking_lot::Mutex<Vec<(Phase, Instant)>>>,
+}
+
+impl Default for Lifecycle {
+    /// Starting, from now.
+    fn default() -> Self {
+        Lifecycle {
+            began: Arc::new(parking_lot::Mutex::new(vec![(
+                Phase::Starting,
+                Instant::now(),
+            )])),
+        }
+    }
+}
+
+impl Lifecycle {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.began
+            .lock()
+            .last()
+            .map_or(Phase::Starting, |(phase, _)| *phase)
+    }
+
+    /// Each phase entered so far, in order, with how long it lasted (the current one: so far).
+    pub fn durations(&self) -> Vec<(Phase, Duration)> {
+        let began = self.began.lock();
+        let now = Instant::now();
+        began
+            .iter()
+            .enumerate()
+            .map(|(i, (phase, at))| {
+                let end = began.get(i + 1).map_or(now, |(_, next)| *next);
+                (*phase, end.saturating_duration_since(*at))
+            })
+            .collect()
+    }
+
+    /// How long ago the stop was triggered, once it has been.
+    pub fn stopping_for(&self) -> Option<Duration> {
+        let began = self.began.lock();
+        let (_, at) = began.iter().find(|(phase, _)| *phase >= Phase::Draining)?;
+        Some(at.elapsed())
+    }
+
+    pub(crate) fn enter(&self, phase: Phase) {
+        let mut began = self.began.lock();
+        // Phases only move forward; entering one already passed changes nothing.
+        if began.last().is_some_and(|(last, _)| *last < phase) {
+            began.push((phase, Instant::now()));
         }
     }
 }
