@@ -52,7 +52,7 @@
 //! - [`exit`]: [`ExitReason`], the typed exit reason, and how it classifies (normal or not).
 //! - [`intensity`]: the restart window (an exact sliding window, not OTP's whole seconds).
 //! - [`core`]: every supervision decision as a pure state machine, with no runtime.
-//! - [`supervisor`]: static supervisors ([`Supervisor`], [`SupervisorRef`], the child management
+//! - [`supervisor`]: static supervisors ([`Supervisor`](struct@Supervisor), [`SupervisorRef`], the child management
 //!   API). Static and dynamic supervisors run in one actor shell that carries out their core's
 //!   decisions and records every child's real exit reason; what the two kinds of reference share is
 //!   [`AnySupervisorRef`].
@@ -68,7 +68,10 @@
 //!   shutdown token.
 //! - [`introspect`]: the live tree, read without a message round trip; [`snapshot`]: the tree as
 //!   stable, versioned wire types (serde), and a `pstree`-like rendering.
-//! - [`service`]: actors written as plain methods ([`#[service]`](macro@service)) with typed
+//! - `metrics` (feature `metrics`): the tree as Prometheus metrics in your own registry;
+//!   `observer` (feature `observer`): an HTTP observer with probes, `/metrics`, `/tree`, live
+//!   `/events` and a browser page, whose final export outlives the tree.
+//! - [`service`](mod@service): actors written as plain methods ([`#[service]`](macro@service)) with typed
 //!   clients, child-spec defaults on a type ([`#[derive(Child)]`](derive@Child)) and supervisors
 //!   declared as structs ([`#[derive(Supervisor)]`](derive@Supervisor)).
 //!
@@ -94,7 +97,7 @@
 
 //! ## The public surface
 //!
-//! At the crate root: [`Supervisor`], [`SupervisorRef`], [`DynamicSupervisor`], [`DynamicRef`],
+//! At the crate root: [`Supervisor`](struct@Supervisor), [`SupervisorRef`], [`DynamicSupervisor`], [`DynamicRef`],
 //! [`PartitionSupervisor`], [`PartitionRef`] and [`AnySupervisorRef`] (what every supervisor
 //! reference has); the specs [`ChildSpec`], [`SupervisorSpec`], [`DynamicSpec`] with [`Restart`],
 //! [`Shutdown`], [`ChildKind`], [`Strategy`], [`AutoShutdown`], [`Start`] and [`StartInfo`]; what
@@ -121,6 +124,10 @@ pub mod handle;
 pub mod health;
 pub mod intensity;
 pub mod introspect;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+#[cfg(feature = "observer")]
+pub mod observer;
 pub mod partition;
 pub mod service;
 mod shell;
@@ -161,3 +168,9 @@ pub use ractor;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/kubernetes.md")]
 pub struct KubernetesGuideDoctests;
+
+/// The Rust snippets of the README, compiled and run as doc tests. Some need the optional
+/// features, so they run with `cargo test --all-features` (the README's test command).
+#[cfg(all(doctest, feature = "observer", feature = "cli"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
