@@ -340,6 +340,12 @@ impl Observer {
     /// # }
     /// ```
     pub fn serve(self) -> Result<ObserverHandle, ObserverError> {
+        if self.final_file.is_some() || self.push.is_some() || self.linger.is_some() {
+            tracing::warn!(
+                target: T,
+                "write_final, push_to and linger are final hooks of an App; a standalone observer ignores them"
+            );
+        }
         let started = self.start()?;
         let task = tokio::spawn(started.serving);
         Ok(ObserverHandle {
