@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! cargo run --example 05_macros
+//! cargo run --example 05_macros -- --help
 //! ```
 //!
 //! The same tree as `01_supervision_tree`, and the same output: `started` lines in start order
@@ -22,7 +23,17 @@ use std::time::Duration;
 
 use canopy::service::Ctx;
 use canopy::ExitReason;
+use clap::Parser;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
+
+/// Example 01's supervision tree written with canopy's macros: a crashing worker restarted, then
+/// every child stopped in reverse start order.
+///
+/// Prints each child's start and stop on stdout; canopy's reports go to stderr, filtered by
+/// RUST_LOG (default: info).
+#[derive(Parser)]
+#[command(name = "05_macros")]
+struct Cli {}
 
 /// A worker that prints its life; if it has a `crash_after`, it fails that long after it starts.
 struct Worker {
@@ -108,6 +119,7 @@ struct App {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let Cli {} = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
