@@ -99,9 +99,25 @@ async fn restarts_statuses_budgets_and_messages_are_read_at_scrape_time() {
     // Between two scrapes: a crash and restart, two messages, one of the user's requests.
     w.send_message(()).unwrap();
     let _w2 = ups.recv().await.unwrap();
+    // Answered once the supervisor has finished the restart it is in (and counted it).
+    sup.count_children().await.unwrap();
     let tally = TallyClient::new(&sup, "tally").expect("a child");
     tally.add().await.unwrap();
     assert_eq!(tally.add().await.unwrap(), 2);
+    // A service counts a message once its handler has returned, after the reply went out: wait
+    // (bounded) until the second one is counted.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while canopy::snapshot::at("/m-tree/tally")
+        .and_then(|n| n.service)
+        .map_or(0, |s| s.messages_handled)
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second message is never counted"
+        );
+        tokio::task::yield_now().await;
+    }
     mine.inc();
 
     let text = scrape(&registry);
@@ -239,6 +255,8 @@ async fn dynamic_children_are_summed_under_their_supervisor() {
         child.send_message(()).unwrap();
         let _ = ups.recv().await.unwrap();
     }
+    // Answered once the pool has finished the restart it is in (and counted it).
+    pool.count_children().await.unwrap();
     let text = scrape(&registry);
     assert_eq!(
         series(&text),

@@ -210,9 +210,13 @@ async fn the_page_shows_every_node_and_a_restart_without_reloading() {
     // A picture for people: the same tree, live, on a fresh observer.
     let (l, addr) = listener();
     let observer = Observer::new().listener(l).serve().unwrap();
-    let shot = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
-        .join("observer.png");
+    // `target/observer.png`, wherever the target directory is (CARGO_TARGET_DIR included).
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target directory")
+        .to_path_buf();
+    std::fs::create_dir_all(&target).expect("the target directory exists");
+    let shot = target.join("observer.png");
     let _ = std::fs::remove_file(&shot);
     run_chromium(
         &format!("http://{addr}/"),
