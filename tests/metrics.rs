@@ -44,6 +44,19 @@ impl Tally {
     }
 }
 
+/// Waits (bounded) until the snapshot shows `path` running. A child its supervisor has started
+/// shows as starting until its own task has run ractor's `post_start`, an instant later.
+async fn running(path: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while canopy::snapshot::at(path).map(|n| n.status) != Some(canopy::snapshot::Status::Running) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} never shows as running"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
 fn scrape(registry: &Registry) -> String {
     metrics::encode(registry).expect("encodes")
 }
@@ -101,6 +114,7 @@ async fn restarts_statuses_budgets_and_messages_are_read_at_scrape_time() {
     let _w2 = ups.recv().await.unwrap();
     // Answered once the supervisor has finished the restart it is in (and counted it).
     sup.count_children().await.unwrap();
+    running("/m-tree/w").await;
     let tally = TallyClient::new(&sup, "tally").expect("a child");
     tally.add().await.unwrap();
     assert_eq!(tally.add().await.unwrap(), 2);
@@ -114,7 +128,8 @@ async fn restarts_statuses_budgets_and_messages_are_read_at_scrape_time() {
     {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the second message is never counted"
+            "the second message is never counted: {:?}",
+            canopy::snapshot::at("/m-tree/tally")
         );
         tokio::task::yield_now().await;
     }
@@ -257,6 +272,9 @@ async fn dynamic_children_are_summed_under_their_supervisor() {
     }
     // Answered once the pool has finished the restart it is in (and counted it).
     pool.count_children().await.unwrap();
+    for child in canopy::snapshot::at("/m-dyn/pool").unwrap().children {
+        running(&child.path).await;
+    }
     let text = scrape(&registry);
     assert_eq!(
         series(&text),

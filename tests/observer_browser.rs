@@ -160,19 +160,20 @@ async fn the_page_shows_every_node_and_a_restart_without_reloading() {
     // The page has loaded and listens. Now payments crashes and is restarted.
     payments.send_message(()).unwrap();
     let _again = ups.recv().await.unwrap();
-    loop {
+    // Until payments shows restarted and running again: the new incarnation shows as starting until
+    // its own task has run ractor's post_start, which may come in a later diff.
+    let (mut restarts, mut state) = (0, String::new());
+    while !(restarts == 1 && state == "running") {
         let event = mine.expect().await;
         assert_eq!(event.event, "diff");
-        let restarted = event.json()["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|n| n["path"] == "/shop/payments" && n["restarts"] == 1);
-        if restarted {
-            break;
+        for node in event.json()["nodes"].as_array().unwrap() {
+            if node["path"] == "/shop/payments" {
+                restarts = node["restarts"].as_u64().unwrap();
+                state = node["status"]["state"].as_str().unwrap().to_string();
+            }
         }
     }
-    // The page's stream has the diff too; the stop ends it after the diff, and the DOM is dumped.
+    // The page's stream has the diffs too; the stop ends it after them, and the DOM is dumped.
     observer.shutdown().await;
     let dom = browser.await.unwrap();
     assert!(

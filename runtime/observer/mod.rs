@@ -19,15 +19,17 @@
 //! address is used only when given ([`Observer::addr`], [`Observer::listener`]).
 //!
 //! **The exit is observable.** Within an [`App`]: `/readyz` answers 503 from the trigger on,
-//! `/metrics`, `/tree` and `/healthz` keep being served through the drain, the teardown and the
-//! final hooks, and the server is stopped only when the app reaps its tasks. `/events` ends with a
-//! `shutdown` event the moment the stop begins, so no open stream holds the process. After the
-//! tree is down, a final hook writes the last metrics to a file ([`Observer::write_final`]),
-//! pushes them to a Pushgateway ([`Observer::push_to`]) and can linger until one more scrape
-//! ([`Observer::linger`]).
+//! `/metrics`, `/tree` and `/healthz` keep being served through the drain and the teardown until
+//! the tree is down. `/events` ends with a `shutdown` event the moment the stop begins, so no open
+//! stream holds the process. Then the observer's final hook writes the last metrics to a file
+//! ([`Observer::write_final`]), pushes them to a Pushgateway ([`Observer::push_to`]), can linger
+//! until one more scrape ([`Observer::linger`]), and stops the server, letting a response being
+//! written finish. Final hooks run in the order they were added: attach the observer after your own
+//! hooks, so that its last export includes what they counted.
 //!
 //! **Events are bounded.** `/events` polls the snapshot (every 200 ms by default) only while a
-//! client listens, and sends what changed. Each client can fall at most
+//! client listens, and sends what changed; a tree so big that a poll takes long is polled less
+//! often, so that polling takes at most a tenth of a core. Each client can fall at most
 //! [`client_buffer`](Observer::client_buffer) events behind before it is dropped; it then resumes
 //! from its `Last-Event-ID`.
 //!
@@ -355,7 +357,7 @@ impl Observer {
         })
     }
 
-    /// Serves for `app`: its health and lifecycle, its tasks (the server is reaped with them) and
+    /// Serves for `app`: its health and lifecycle, its tasks (a second signal reaps the server) and
     /// its final hooks (file, push, linger). Called by [`App::observer`].
     pub(crate) fn attach(mut self, app: App) -> Result<App, ObserverError> {
         self.health = Some(app.health());
@@ -363,13 +365,16 @@ impl Observer {
         let (file, push, linger) = (self.final_file.take(), self.push.take(), self.linger.take());
         let started = self.start()?;
         app.handle().spawn(started.serving);
-        if file.is_none() && push.is_none() && linger.is_none() {
-            return Ok(app);
-        }
         let shared = started.shared;
-        Ok(app.on_shutdown("observer: final metrics", move || {
-            final_export(shared, file, push, linger)
-        }))
+        Ok(
+            app.on_shutdown("observer: final metrics", move || async move {
+                final_export(&shared, file, push, linger).await;
+                // Stopped here rather than aborted with the app's tasks, so that a response being
+                // written (the linger's scrape) is finished.
+                shared.stop.send_replace(true);
+                let _ = shared.finished.subscribe().wait_for(|done| *done).await;
+            }),
+        )
     }
 
     fn start(self) -> Result<Started, ObserverError> {
@@ -418,6 +423,7 @@ impl Observer {
             token: self.token,
             stop,
             scrapes: watch::Sender::new(0),
+            finished: watch::Sender::new(false),
             retry: Duration::from_secs(1),
         });
         let mut router = Router::new()
@@ -459,10 +465,12 @@ struct Shared {
     ending: Ending,
     hub: Arc<Hub>,
     token: Option<String>,
-    /// Set to stop serving (a standalone observer's shutdown); the app's reaping stops it otherwise.
+    /// Set to stop serving: a standalone observer's shutdown, or the end of the app's final hook.
     stop: watch::Sender<bool>,
     /// Scrapes of `/metrics` served, for the linger.
     scrapes: watch::Sender<u64>,
+    /// Set once the server has stopped, every connection closed.
+    finished: watch::Sender<bool>,
     retry: Duration,
 }
 
@@ -588,7 +596,8 @@ impl Drop for ObserverHandle {
 }
 
 /// Accepts connections and polls the tree for `/events` until the observer stops. Connections
-/// live in a set owned here: when the app reaps this task, they go with it.
+/// live in a set owned here: if the app reaps this task (a second signal skips the final hooks),
+/// they go with it.
 async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -598,17 +607,23 @@ async fn serve(
     let poller = {
         let shared = shared.clone();
         async move {
-            let mut tick = tokio::time::interval(poll_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut wait = poll_interval;
             loop {
                 tokio::select! {
-                    _ = tick.tick() => if shared.hub.listened() { shared.hub.poll() },
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shared.ending.wait() => return,
+                }
+                wait = poll_interval;
+                if shared.hub.listened() {
+                    let began = std::time::Instant::now();
+                    let hub = shared.hub.clone();
+                    off_the_workers(move || hub.poll()).await;
+                    wait = pace(poll_interval, began.elapsed());
                 }
             }
         }
     };
-    let accept = async move {
+    let accept = async {
         let mut stop = shared.stop.subscribe();
         let mut connections = JoinSet::new();
         loop {
@@ -646,11 +661,18 @@ async fn serve(
         while connections.join_next().await.is_some() {}
     };
     tokio::join!(poller, accept);
+    shared.finished.send_replace(true);
+}
+
+/// The wait before the next poll: the interval, or nine times what the last poll took if that is
+/// longer, so that reading a huge tree for `/events` takes at most a tenth of a core.
+fn pace(interval: Duration, took: Duration) -> Duration {
+    interval.max(took.saturating_mul(9))
 }
 
 /// The app's final hook: the last metrics to a file and a Pushgateway, then the linger.
 async fn final_export(
-    shared: Arc<Shared>,
+    shared: &Shared,
     file: Option<PathBuf>,
     push: Option<Pushgateway>,
     linger: Option<Duration>,
@@ -727,11 +749,25 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
 
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// Runs `read` on tokio's blocking pool: reading a big tree takes milliseconds that the app's own
+/// tasks should not wait behind on a worker thread.
+async fn off_the_workers<T: Send + 'static>(
+    read: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    tokio::task::spawn_blocking(read).await.ok()
+}
+
 async fn metrics(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let openmetrics = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    off_the_workers(move || encode_metrics(&s, openmetrics))
+        .await
+        .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn encode_metrics(s: &Shared, openmetrics: bool) -> Response {
     let mut text = String::new();
     let (encoded, content_type) = if openmetrics {
         (
@@ -762,6 +798,12 @@ struct TreeQuery {
 }
 
 async fn tree(Query(q): Query<TreeQuery>) -> Response {
+    off_the_workers(move || read_tree(q))
+        .await
+        .unwrap_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+fn read_tree(q: TreeQuery) -> Response {
     let snap = match q.path.as_deref() {
         None => snapshot::tree(),
         Some(path) => match snapshot::at(path) {
@@ -790,7 +832,11 @@ async fn events(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         return StatusCode::NO_CONTENT.into_response();
     }
     let last = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let sub = s.hub.subscribe(last);
+    let hub = s.hub.clone();
+    let last = last.map(str::to_owned);
+    let Some(sub) = off_the_workers(move || hub.subscribe(last.as_deref())).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
     let stream = s.hub.clone().stream(sub, s.ending.clone(), s.retry);
     let mut response = Sse::new(stream)
         .keep_alive(KeepAlive::default())
@@ -949,7 +995,16 @@ fn now_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use super::same_secret;
+    use super::{pace, same_secret};
+    use std::time::Duration;
+
+    #[test]
+    fn polling_a_slow_tree_slows_down_to_a_tenth_of_the_time() {
+        let ms = Duration::from_millis;
+        assert_eq!(pace(ms(200), ms(1)), ms(200));
+        assert_eq!(pace(ms(200), ms(50)), ms(450));
+        assert_eq!(pace(ms(200), Duration::MAX), Duration::MAX);
+    }
 
     #[test]
     fn secrets_match_only_when_equal() {
