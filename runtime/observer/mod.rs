@@ -708,7 +708,7 @@ async fn final_export(
         tracing::info!(
             target: T,
             scraped = scraped.is_ok(),
-            "linger over: /metrics was served after the tree was down"
+            "linger over"
         );
     }
 }
