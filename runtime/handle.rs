@@ -429,6 +429,27 @@ impl<M: Message> ChildHandle<M> {
         }
     }
 
+    /// The cached incarnation if it still takes messages: the synchronous first step of
+    /// [`running`](Self::running), so that a generated client keeps its futures small.
+    pub(crate) fn cached_running(&self) -> Option<ActorRef<M>> {
+        self.inner
+            .current
+            .read()
+            .as_ref()
+            .filter(|a| a.get_status() < ActorStatus::Draining)
+            .cloned()
+    }
+
+    /// The synchronous first step of [`cast`](Self::cast): `Ok(None)` delivered to the cached
+    /// incarnation, `Ok(Some(msg))` not delivered (no cached incarnation, or it is stopping),
+    /// the message given back for the waiting path.
+    pub(crate) fn try_cast_cached(&self, msg: M) -> Result<Option<M>, HandleError> {
+        match self.inner.current.read().as_ref() {
+            Some(actor) => send(actor, msg),
+            None => Ok(Some(msg)),
+        }
+    }
+
     /// A handle to child `id` of the static supervisor at `sup_path`, which need not be running
     /// now: the handle finds it by path when it is. Generated supervisor handles use this for the
     /// children of nested supervisors.

@@ -482,7 +482,13 @@ impl<M: Message> Endpoint<M> {
     /// Sends `msg`; `Ok` once it is in the mailbox of a running incarnation.
     pub async fn cast(&self, msg: M) -> Result<(), CallError> {
         match &self.target {
-            Target::Handle(h) => h.cast(msg).await.map_err(CallError::Unreachable),
+            Target::Handle(h) => match h.try_cast_cached(msg) {
+                Ok(None) => Ok(()),
+                // Waiting for a restart is rare: boxed, its state does not make every cast's
+                // future larger.
+                Ok(Some(msg)) => Box::pin(h.cast(msg)).await.map_err(CallError::Unreachable),
+                Err(e) => Err(CallError::Unreachable(e)),
+            },
             Target::Actor(a) => a
                 .send_message(msg)
                 .map_err(|_| CallError::Unreachable(HandleError::ChildGone)),
@@ -498,11 +504,21 @@ impl<M: Message> Endpoint<M> {
     {
         let timeout = self.timeout.unwrap_or(timeout);
         let bound = (timeout != Duration::MAX).then_some(timeout);
-        let actor = match &self.target {
-            Target::Handle(h) => h.running().await.map_err(CallError::Unreachable)?,
-            Target::Actor(a) => a.clone(),
+        // The actor target is called in place: no reference count to take per call.
+        let result = match &self.target {
+            Target::Handle(h) => {
+                let actor = match h.cached_running() {
+                    Some(actor) => actor,
+                    // Boxed for the same reason as in `cast`.
+                    None => Box::pin(h.running())
+                        .await
+                        .map_err(CallError::Unreachable)?,
+                };
+                actor.call(request, bound).await
+            }
+            Target::Actor(a) => a.call(request, bound).await,
         };
-        match actor.call(request, bound).await {
+        match result {
             Ok(CallResult::Success(reply)) => Ok(reply),
             Ok(CallResult::Timeout) => Err(CallError::Timeout(timeout)),
             Ok(CallResult::SenderError) => Err(CallError::Stopped),
