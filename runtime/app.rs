@@ -834,6 +834,11 @@ impl AppHandle {
     }
 
     /// Where the app is in its life; see [`App::lifecycle`].
+    ///
+    /// ```
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default());
+    /// assert_eq!(app.handle().lifecycle().phase(), canopy::app::Phase::Starting);
+    /// ```
     pub fn lifecycle(&self) -> Lifecycle {
         self.lifecycle.clone()
     }
@@ -958,6 +963,11 @@ pub enum Phase {
 
 impl Phase {
     /// Every phase, in order.
+    ///
+    /// ```
+    /// use canopy::app::Phase;
+    /// assert!(Phase::ALL.windows(2).all(|w| w[0] < w[1]));
+    /// ```
     pub const ALL: [Phase; 7] = [
         Phase::Starting,
         Phase::Running,
@@ -1016,6 +1026,11 @@ impl Default for Lifecycle {
 
 impl Lifecycle {
     /// The current phase.
+    ///
+    /// ```
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default());
+    /// assert_eq!(app.lifecycle().phase(), canopy::app::Phase::Starting);
+    /// ```
     pub fn phase(&self) -> Phase {
         self.began
             .lock()
@@ -1024,6 +1039,18 @@ impl Lifecycle {
     }
 
     /// Each phase entered so far, in order, with how long it lasted (the current one: so far).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// use canopy::app::{App, Phase};
+    /// let app = App::new(canopy::SupervisorSpec::default()).handle_signals(false);
+    /// let lifecycle = app.lifecycle();
+    /// app.handle().shutdown();
+    /// app.run().await.unwrap();
+    /// let phases: Vec<Phase> = lifecycle.durations().into_iter().map(|(p, _)| p).collect();
+    /// assert_eq!(phases, Phase::ALL);
+    /// # }
+    /// ```
     pub fn durations(&self) -> Vec<(Phase, Duration)> {
         let began = self.began.lock();
         let now = Instant::now();
@@ -1038,6 +1065,11 @@ impl Lifecycle {
     }
 
     /// How long ago the stop was triggered, once it has been.
+    ///
+    /// ```
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default());
+    /// assert!(app.lifecycle().stopping_for().is_none()); // not stopping yet
+    /// ```
     pub fn stopping_for(&self) -> Option<Duration> {
         let began = self.began.lock();
         let (_, at) = began.iter().find(|(phase, _)| *phase >= Phase::Draining)?;

@@ -83,6 +83,11 @@ pub struct TreeMetrics {
 
 impl TreeMetrics {
     /// Metrics of every top-level supervisor's tree, without app phases.
+    ///
+    /// ```
+    /// let metrics = canopy::metrics::TreeMetrics::new();
+    /// # let _ = metrics;
+    /// ```
     pub fn new() -> Self {
         TreeMetrics::default()
     }
@@ -103,6 +108,12 @@ impl TreeMetrics {
     }
 
     /// Registers this collector into `registry`; it is read at each encoding of the registry.
+    ///
+    /// ```
+    /// let mut registry = prometheus_client::registry::Registry::default();
+    /// canopy::metrics::TreeMetrics::new().register(&mut registry);
+    /// assert!(canopy::metrics::encode(&registry).unwrap().contains("canopy_children"));
+    /// ```
     pub fn register(self, registry: &mut Registry) {
         registry.register_collector(Box::new(self));
     }

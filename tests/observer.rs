@@ -241,7 +241,8 @@ async fn mutations_require_the_bearer_token() {
         Some(first.get_id().to_string())
     );
 
-    let answer = post("/children/restart?path=/obs-mut/w", Some("Bearer s3cret")).await;
+    // The scheme is case-insensitive, as HTTP says.
+    let answer = post("/children/restart?path=/obs-mut/w", Some("bearer s3cret")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     assert_eq!(answer.json()["action"], "restart");
     let second = ups.recv().await.expect("a new incarnation");

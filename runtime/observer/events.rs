@@ -157,8 +157,8 @@ fn diff(prev: &Flat, next: &TreeSnapshot, next_flat: &Flat) -> Option<String> {
         nodes: Vec::new(),
         children: Vec::new(),
     };
-    let roots = &next_flat.children[""];
-    if prev.children.get("") != Some(roots) {
+    let roots = next_flat.children.get("").map_or(&[][..], Vec::as_slice);
+    if prev.children.get("").map_or(&[][..], Vec::as_slice) != roots {
         out.children
             .push(("", roots.iter().map(String::as_str).collect()));
     }

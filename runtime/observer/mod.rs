@@ -189,6 +189,11 @@ impl std::error::Error for ObserverError {
 impl Observer {
     /// An observer on [`DEFAULT_ADDR`], read-only, polling every 200 ms for `/events`, with a
     /// 64-event buffer per client and no final export.
+    ///
+    /// ```
+    /// let observer = canopy::observer::Observer::new(); // 127.0.0.1:9470
+    /// # let _ = observer;
+    /// ```
     pub fn new() -> Self {
         Observer {
             addr: DEFAULT_ADDR,
@@ -217,6 +222,11 @@ impl Observer {
     }
 
     /// Listens on `127.0.0.1:port`.
+    ///
+    /// ```
+    /// let observer = canopy::observer::Observer::new().port(9100);
+    /// # let _ = observer;
+    /// ```
     pub fn port(mut self, port: u16) -> Self {
         self.addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         self
@@ -255,6 +265,12 @@ impl Observer {
 
     /// The readiness `/readyz` reports, without an [`App`] (an app gives its own). Without
     /// either, `/readyz` is 200 while the observer serves.
+    ///
+    /// ```
+    /// let health = canopy::health::Health::new(); // set ready when your service is
+    /// let observer = canopy::observer::Observer::new().health(health.clone());
+    /// # let _ = observer;
+    /// ```
     pub fn health(mut self, health: Health) -> Self {
         self.health = Some(health);
         self
@@ -262,6 +278,12 @@ impl Observer {
 
     /// The app lifecycle whose phases `/metrics` reports, without [`App::observer`] (which gives
     /// its own).
+    ///
+    /// ```
+    /// let app = canopy::app::App::new(canopy::SupervisorSpec::default());
+    /// let observer = canopy::observer::Observer::new().lifecycle(app.lifecycle());
+    /// # let _ = observer;
+    /// ```
     pub fn lifecycle(mut self, lifecycle: Lifecycle) -> Self {
         self.lifecycle = Some(lifecycle);
         self
@@ -283,6 +305,12 @@ impl Observer {
     }
 
     /// How often `/events` reads the tree while a client listens (default 200 ms, at least 10 ms).
+    ///
+    /// ```
+    /// let observer = canopy::observer::Observer::new()
+    ///     .poll_interval(std::time::Duration::from_secs(1)); // a calmer page for a big tree
+    /// # let _ = observer;
+    /// ```
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.poll_interval = every.max(Duration::from_millis(10));
         self
@@ -290,6 +318,11 @@ impl Observer {
 
     /// How many events a client may fall behind before it is dropped, and how many past events are
     /// kept for clients that resume (default 64, at least 1).
+    ///
+    /// ```
+    /// let observer = canopy::observer::Observer::new().client_buffer(256);
+    /// # let _ = observer;
+    /// ```
     pub fn client_buffer(mut self, events: usize) -> Self {
         self.client_buffer = events.max(1);
         self
@@ -298,6 +331,12 @@ impl Observer {
     /// After the tree is down, keeps serving until `/metrics` has been scraped once more, for at
     /// most `at_most` (your scrape interval), so that Prometheus reads the last values. An
     /// [`App`] final hook; the shutdown deadline bounds it.
+    ///
+    /// ```
+    /// // Prometheus scrapes every 15 s: one more scrape after the tree is down.
+    /// let observer = canopy::observer::Observer::new().linger(std::time::Duration::from_secs(15));
+    /// # let _ = observer;
+    /// ```
     pub fn linger(mut self, at_most: Duration) -> Self {
         self.linger = Some(at_most);
         self
@@ -321,6 +360,12 @@ impl Observer {
     /// After the tree is down, writes the last metrics to `path` (text format 0.0.4, whole or not
     /// at all), e.g. for node_exporter's textfile collector. An [`App`] final hook; a failure is
     /// logged.
+    ///
+    /// ```
+    /// let observer = canopy::observer::Observer::new()
+    ///     .write_final("/var/lib/node_exporter/textfile/app.prom");
+    /// # let _ = observer;
+    /// ```
     pub fn write_final(mut self, path: impl Into<PathBuf>) -> Self {
         self.final_file = Some(path.into());
         self
@@ -538,21 +583,49 @@ impl fmt::Debug for ObserverHandle {
 
 impl ObserverHandle {
     /// The address it listens on.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve().unwrap();
+    /// assert!(observer.local_addr().ip().is_loopback());
+    /// # }
+    /// ```
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
 
     /// The readiness it reports.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve().unwrap();
+    /// assert!(observer.health().is_ready()); // no Health given: ready while it serves
+    /// # }
+    /// ```
     pub fn health(&self) -> Health {
         self.shared.health.clone()
     }
 
     /// How many `/events` clients are connected now.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve().unwrap();
+    /// assert_eq!(observer.clients(), 0);
+    /// # }
+    /// ```
     pub fn clients(&self) -> usize {
         self.shared.hub.clients()
     }
 
     /// The number of the last `/events` event made (0 before the first client).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve().unwrap();
+    /// assert_eq!(observer.last_event(), 0); // nobody has listened yet
+    /// # }
+    /// ```
     pub fn last_event(&self) -> u64 {
         self.shared.hub.last_id()
     }
@@ -570,17 +643,44 @@ impl ObserverHandle {
     }
 
     /// Pushes what `/metrics` serves to `gateway`.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve()?;
+    /// let gateway = canopy::observer::Pushgateway::new("http://127.0.0.1:9", "api")?;
+    /// // Nothing listens on port 9: the push fails with a typed error.
+    /// assert!(observer.push(&gateway).await.is_err());
+    /// # Ok(()) }
+    /// ```
     pub async fn push(&self, gateway: &Pushgateway) -> Result<(), PushError> {
         gateway.push(&self.shared.registry).await
     }
 
     /// Writes what `/metrics` serves to `path`, whole or not at all.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve().unwrap();
+    /// let path = std::env::temp_dir().join("canopy-observer-doc.prom");
+    /// observer.write_metrics(&path).unwrap();
+    /// # std::fs::remove_file(&path).unwrap();
+    /// # }
+    /// ```
     pub fn write_metrics(&self, path: impl AsRef<std::path::Path>) -> io::Result<()> {
         crate::metrics::write_file(path, &self.shared.registry)
     }
 
     /// Ends every `/events` stream (with its `shutdown` event), stops accepting, lets the requests
     /// in progress finish and returns when the server is down.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() {
+    /// # let observer = canopy::observer::Observer::new().port(0).serve().unwrap();
+    /// let addr = observer.local_addr();
+    /// observer.shutdown().await;
+    /// assert!(std::net::TcpStream::connect(addr).is_err());
+    /// # }
+    /// ```
     pub async fn shutdown(mut self) {
         self.shared.stop.send_replace(true);
         if let Some(task) = self.task.take() {
@@ -882,7 +982,10 @@ async fn mutate(s: &Shared, headers: &HeaderMap, path: Option<String>, what: Mut
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        // The scheme is case-insensitive (RFC 9110); the token is not.
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     if !given.is_some_and(|given| same_secret(given.as_bytes(), expected.as_bytes())) {
         let mut response = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
         response

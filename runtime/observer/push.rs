@@ -123,6 +123,14 @@ impl Pushgateway {
     }
 
     /// Adds a label to the grouping key (e.g. `instance`), after the job.
+    ///
+    /// ```
+    /// let gateway = canopy::observer::Pushgateway::new("http://127.0.0.1:9091", "api")
+    ///     .unwrap()
+    ///     .label("instance", "api-0")
+    ///     .label("zone", "b");
+    /// assert_eq!(gateway.path(), "/metrics/job/api/instance/api-0/zone/b");
+    /// ```
     pub fn label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.grouping.push((name.into(), value.into()));
         self
@@ -130,6 +138,13 @@ impl Pushgateway {
 
     /// How long a push may take (default 5 s). Within an [`App`](crate::app::App), the shutdown
     /// deadline bounds it too.
+    ///
+    /// ```
+    /// let gateway = canopy::observer::Pushgateway::new("http://127.0.0.1:9091", "api")
+    ///     .unwrap()
+    ///     .timeout(std::time::Duration::from_secs(2));
+    /// # let _ = gateway;
+    /// ```
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
