@@ -5,7 +5,9 @@ struct Store {
 #[canopy::service]
 impl Store {
     fn init() -> Self {
-        Store { name: String::new() }
+        Store {
+            name: String::new(),
+        }
     }
 
     fn name(&self) -> &String {
