@@ -233,6 +233,35 @@ async fn the_page_shows_every_node_and_a_restart_without_reloading() {
     let png = std::fs::read(&shot).expect("a screenshot");
     assert!(png.starts_with(b"\x89PNG"), "a PNG");
     observer.shutdown().await;
+
+    // Search by path, from a link: the matches and their ancestors, nothing else. The page has
+    // its snapshot as soon as its stream is open, and the stop follows it.
+    let (l, addr) = listener();
+    let observer = Observer::new().listener(l).serve().unwrap();
+    let budget = "--virtual-time-budget=5000".to_string();
+    let browser = tokio::spawn(async move {
+        run_chromium(&format!("http://{addr}/?q=pay"), &[&budget, "--dump-dom"]).await
+    });
+    until_within(Duration::from_secs(60), "the page's stream is open", || {
+        (observer.clients() == 1).then_some(())
+    })
+    .await;
+    observer.shutdown().await;
+    let dom = browser.await.unwrap();
+    assert!(
+        node_tag(&dom, "/shop/payments").contains("hit"),
+        "the match is marked"
+    );
+    assert!(
+        !node_tag(&dom, "/shop").contains("hit"),
+        "its ancestor is shown, not marked"
+    );
+    for hidden in ["/shop/db", "/shop/web", "/shop/web/listener"] {
+        assert!(
+            !dom.contains(&format!("data-path=\"{hidden}\"")),
+            "{hidden} is filtered out"
+        );
+    }
     drop(chromium_path);
     sup.shutdown().await;
 }
