@@ -29,6 +29,17 @@ impl Errors {
         self.0.is_none()
     }
 
+    /// Takes in the errors of one part of an item; true if it had none.
+    pub fn absorb(&mut self, part: Errors) -> bool {
+        match part.0 {
+            Some(e) => {
+                self.push(e);
+                false
+            }
+            None => true,
+        }
+    }
+
     pub fn to_compile_errors(&self) -> TokenStream {
         match &self.0 {
             Some(e) => e.to_compile_error(),

@@ -4,8 +4,9 @@
 //! alone.
 //!
 //! Every misuse is a compile error spanned on the offending token that says what is accepted; all
-//! the errors of one item are reported together, and the item itself is always emitted, so the
-//! rest of the crate still type-checks and completion keeps working while you fix them.
+//! the errors of one item are reported together, and the item itself is always emitted, with the
+//! generated code for its parts that have no error (a method in error is left out of the client),
+//! so the rest of the crate still type-checks and completion keeps working while you fix them.
 
 use proc_macro::TokenStream;
 

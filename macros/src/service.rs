@@ -37,11 +37,14 @@ pub fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let options = Options::parse(args, &mut errors);
     let service = analyse(&mut item, &mut errors);
-    // The impl block is emitted whatever happened (our attributes stripped), so that the rest of
-    // the code still type-checks and completion keeps working.
+    // The impl block is emitted whatever happened (our attributes stripped), and so is the code
+    // for every part without an error (a method in error is left out of the enum and the client,
+    // a malformed option keeps its default), so that the rest of the crate still type-checks and
+    // completion keeps working while the errors are fixed. Only what the generated code cannot
+    // stand on (no constructor, a trait impl, lifetime or const parameters) stops it.
     let generated = match service {
-        Some(service) if errors.is_empty() => generate(&item, &options, &service),
-        _ => TokenStream::new(),
+        Some(service) => generate(&item, &options, &service),
+        None => TokenStream::new(),
     };
     let errors = errors.to_compile_errors();
     quote!(#item #generated #errors)
@@ -178,16 +181,23 @@ fn analyse(item: &mut ItemImpl, errors: &mut Errors) -> Option<Analysed> {
             "#[canopy::service] does not take an `unsafe impl`",
         );
     }
+    let mut fatal = false;
     for param in &item.generics.params {
         match param {
-            GenericParam::Lifetime(l) => errors.at(
-                l,
-                "a service cannot have lifetime parameters: an actor owns its state ('static)",
-            ),
-            GenericParam::Const(c) => errors.at(
-                c,
-                "a service cannot have const generic parameters; use a type parameter or a field",
-            ),
+            GenericParam::Lifetime(l) => {
+                fatal = true;
+                errors.at(
+                    l,
+                    "a service cannot have lifetime parameters: an actor owns its state ('static)",
+                )
+            }
+            GenericParam::Const(c) => {
+                fatal = true;
+                errors.at(
+                    c,
+                    "a service cannot have const generic parameters; use a type parameter or a field",
+                )
+            }
             GenericParam::Type(_) => {}
         }
     }
@@ -206,6 +216,8 @@ fn analyse(item: &mut ItemImpl, errors: &mut Errors) -> Option<Analysed> {
     let mut inits: Vec<Init> = Vec::new();
     let mut methods = Vec::new();
     let mut on_stops: Vec<OnStop> = Vec::new();
+    // Every method marked #[on_stop], valid or not, for the "at most one" rule.
+    let mut hook_names: Vec<Ident> = Vec::new();
 
     for impl_item in &mut item.items {
         let ImplItem::Fn(f) = impl_item else { continue };
@@ -229,9 +241,12 @@ fn analyse(item: &mut ItemImpl, errors: &mut Errors) -> Option<Analysed> {
             {
                 errors.at(a, "the constructor is not a message: remove this attribute");
             }
-            if let Some(init) = analyse_init(f, &self_ty, errors) {
-                inits.push(init);
-            }
+            let mut local = Errors::default();
+            let init = analyse_init(f, &self_ty, &mut local);
+            // A constructor in error cannot be called: nothing can be generated without it.
+            fatal |= !local.is_empty();
+            errors.absorb(local);
+            inits.extend(init);
             continue;
         }
         if let Some(a) = on_stop_attr {
@@ -241,8 +256,11 @@ fn analyse(item: &mut ItemImpl, errors: &mut Errors) -> Option<Analysed> {
                     "the #[on_stop] hook is not a message: remove this attribute",
                 );
             }
-            if let Some(hook) = analyse_on_stop(f, &a, errors) {
-                on_stops.push(hook);
+            hook_names.push(f.sig.ident.clone());
+            let mut local = Errors::default();
+            let hook = analyse_on_stop(f, &a, &mut local);
+            if errors.absorb(local) {
+                on_stops.extend(hook);
             }
             continue;
         }
@@ -256,12 +274,29 @@ fn analyse(item: &mut ItemImpl, errors: &mut Errors) -> Option<Analysed> {
             // A plain associated function: a helper, left as it is.
             continue;
         }
+        let mut local = Errors::default();
         if let (Some(_), Some(cast)) = (&call_attr, &cast_attr) {
-            errors.at(cast, "a method is a call or a cast, not both");
+            local.at(cast, "a method is a call or a cast, not both");
         }
-        if let Some(m) = analyse_method(f, call_attr.as_ref(), cast_attr.as_ref(), &self_ty, errors)
-        {
-            methods.push(m);
+        let name = f.sig.ident.to_string();
+        if CLIENT_OWN.contains(&name.as_str()) {
+            local.at(
+                &f.sig.ident,
+                format!(
+                    "a message method cannot be called `{name}`: the client has a `{name}` of its own; rename the method"
+                ),
+            );
+        }
+        let method = analyse_method(
+            f,
+            call_attr.as_ref(),
+            cast_attr.as_ref(),
+            &self_ty,
+            &mut local,
+        );
+        // A method in error is left out of the enum and the client; the others go on.
+        if errors.absorb(local) {
+            methods.extend(method);
         }
     }
 
@@ -288,21 +323,14 @@ fn analyse(item: &mut ItemImpl, errors: &mut Errors) -> Option<Analysed> {
             inits.into_iter().next()
         }
     };
-    if on_stops.len() > 1 {
-        for extra in &on_stops[1..] {
-            errors.at(&extra.ident, "a service has at most one #[on_stop] hook");
-        }
+    for extra in hook_names.iter().skip(1) {
+        errors.at(extra, "a service has at most one #[on_stop] hook");
     }
-    for m in &methods {
-        let name = m.ident.to_string();
-        if CLIENT_OWN.contains(&name.as_str()) {
-            errors.at(
-                &m.ident,
-                format!(
-                    "a message method cannot be called `{name}`: the client has a `{name}` of its own; rename the method"
-                ),
-            );
-        }
+    if on_stops.len() > 1 {
+        on_stops.truncate(1);
+    }
+    if fatal {
+        return None;
     }
     Some(Analysed {
         self_ident: self_ident?,
