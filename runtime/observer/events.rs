@@ -461,6 +461,130 @@ mod tests {
         assert_eq!(d["children"], serde_json::json!([["/r", ["/r/w", "/r/x"]]]));
     }
 
+    /// What a client does with a diff (the page's `diff()`): set the nodes, set the child lists,
+    /// forget what is no longer reachable from the roots.
+    fn apply(flat: &mut Flat, diff: &str) {
+        let d: serde_json::Value = serde_json::from_str(diff).unwrap();
+        for n in d["nodes"].as_array().unwrap() {
+            let node: NodeSnapshot = serde_json::from_value(n.clone()).unwrap();
+            flat.nodes.insert(node.path.clone(), node);
+        }
+        for entry in d["children"].as_array().unwrap() {
+            let paths = entry[1].as_array().unwrap();
+            flat.children.insert(
+                entry[0].as_str().unwrap().to_string(),
+                paths
+                    .iter()
+                    .map(|p| p.as_str().unwrap().to_string())
+                    .collect(),
+            );
+        }
+        let mut live = std::collections::HashSet::new();
+        let mut todo = vec![String::new()];
+        while let Some(p) = todo.pop() {
+            todo.extend(flat.children.get(&p).cloned().unwrap_or_default());
+            live.insert(p);
+        }
+        flat.nodes.retain(|p, _| live.contains(p));
+        flat.children.retain(|p, _| live.contains(p));
+    }
+
+    /// The tree a client holds, rebuilt from its flat maps.
+    fn rebuild(flat: &Flat) -> Vec<NodeSnapshot> {
+        fn node(flat: &Flat, path: &str) -> NodeSnapshot {
+            let mut n = flat.nodes[path].clone();
+            n.children = flat.children.get(path).map_or(Vec::new(), |kids| {
+                kids.iter().map(|k| node(flat, k)).collect()
+            });
+            n
+        }
+        flat.children.get("").map_or(Vec::new(), |roots| {
+            roots.iter().map(|r| node(flat, r)).collect()
+        })
+    }
+
+    /// Random edits of a tree (children added, removed, moved, restarted, their status changed),
+    /// each turned into a diff and applied: the client's tree is always the server's.
+    #[test]
+    fn diffs_applied_in_order_rebuild_the_tree_exactly() {
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n.max(1) as u64) as usize
+        };
+        let mut server = tree(vec![node("/a", 0, vec![node("/a/x", 0, vec![])])]);
+        let mut client = Flat::of(&server);
+        let mut made = 0;
+        for round in 0..2000 {
+            let mut edited = server.clone();
+            for _ in 0..1 + next(3) {
+                // Every node of the tree, as a path of indexes from the roots.
+                fn all(nodes: &[NodeSnapshot], at: Vec<usize>, out: &mut Vec<Vec<usize>>) {
+                    for (i, n) in nodes.iter().enumerate() {
+                        let mut here = at.clone();
+                        here.push(i);
+                        out.push(here.clone());
+                        all(&n.children, here, out);
+                    }
+                }
+                fn get<'a>(nodes: &'a mut [NodeSnapshot], at: &[usize]) -> &'a mut NodeSnapshot {
+                    let n = &mut nodes[at[0]];
+                    if at.len() == 1 {
+                        n
+                    } else {
+                        get(&mut n.children, &at[1..])
+                    }
+                }
+                let mut every = Vec::new();
+                all(&edited.roots, Vec::new(), &mut every);
+                if every.is_empty() || next(10) == 0 {
+                    made += 1;
+                    edited.roots.push(node(&format!("/r{made}"), 0, vec![]));
+                    continue;
+                }
+                let target = every[next(every.len())].clone();
+                let n = get(&mut edited.roots, &target);
+                match next(6) {
+                    0 | 1 => {
+                        made += 1;
+                        let path = format!("{}/c{made}", n.path);
+                        let at = next(n.children.len() + 1);
+                        n.children.insert(at, node(&path, 0, vec![]));
+                    }
+                    2 => n.restarts += 1,
+                    3 => {
+                        n.status = if n.status == Status::Running {
+                            Status::Stopped
+                        } else {
+                            Status::Running
+                        }
+                    }
+                    4 if !n.children.is_empty() => {
+                        let i = next(n.children.len());
+                        n.children.remove(i);
+                    }
+                    _ if n.children.len() > 1 => n.children.rotate_left(1),
+                    _ => {
+                        let (parent, i) = target.split_at(target.len() - 1);
+                        if parent.is_empty() {
+                            edited.roots.remove(i[0]);
+                        } else {
+                            get(&mut edited.roots, parent).children.remove(i[0]);
+                        }
+                    }
+                }
+            }
+            let (prev, next_flat) = (Flat::of(&server), Flat::of(&edited));
+            if let Some(d) = diff(&prev, &edited, &next_flat) {
+                apply(&mut client, &d);
+            }
+            assert_eq!(rebuild(&client), edited.roots, "round {round}");
+            server = edited;
+        }
+    }
+
     #[tokio::test]
     async fn a_client_a_whole_buffer_behind_is_dropped() {
         let hub = Arc::new(Hub::new(2));
