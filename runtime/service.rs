@@ -79,6 +79,10 @@ use crate::supervisor::SupervisorRef;
 use crate::ChildError;
 
 /// How long a call waits for its reply unless told otherwise: 5 s, as in Elixir's `GenServer.call`.
+///
+/// ```
+/// assert_eq!(canopy::service::DEFAULT_CALL_TIMEOUT, std::time::Duration::from_secs(5));
+/// ```
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 // -------------------------------------------------------------------------------------------------
@@ -173,6 +177,14 @@ pub struct ServiceActor<S>(PhantomData<fn() -> S>);
 
 impl<S> ServiceActor<S> {
     /// The actor value (it holds nothing: the service value is the actor's state).
+    ///
+    /// ```
+    /// struct Unit;
+    /// #[canopy::service]
+    /// impl Unit { fn init() -> Self { Unit } }
+    /// let actor = canopy::service::ServiceActor::<Unit>::new();
+    /// # let _ = actor;
+    /// ```
     pub fn new() -> Self {
         ServiceActor(PhantomData)
     }
@@ -359,23 +371,80 @@ impl<S: Service> Ctx<S> {
     }
 
     /// The actor's own reference.
+    ///
+    /// ```
+    /// # use canopy::service::Ctx;
+    /// struct Me;
+    /// #[canopy::service]
+    /// impl Me {
+    ///     fn init() -> Self { Me }
+    ///     /// Its own actor id, as text.
+    ///     fn id(&self, ctx: &Ctx<Self>) -> String { ctx.actor_ref().get_id().to_string() }
+    /// }
+    /// ```
     pub fn actor_ref(&self) -> &ActorRef<S::Msg> {
         &self.inner.myself
     }
 
     /// The actor's own cell.
+    ///
+    /// ```
+    /// # use canopy::service::Ctx;
+    /// struct Me;
+    /// #[canopy::service]
+    /// impl Me {
+    ///     fn init(ctx: &Ctx<Self>) -> Self {
+    ///         println!("starting as {}", ctx.cell().get_id());
+    ///         Me
+    ///     }
+    /// }
+    /// ```
     pub fn cell(&self) -> ActorCell {
         self.inner.myself.get_cell()
     }
 
     /// A client that sends to this very incarnation. Cast to yourself through it; a call to
     /// yourself from inside a method cannot be answered (the actor is busy with the method) and
-    /// waits out its timeout.
+    /// waits out its timeout. See the [type's example](Ctx).
+    ///
+    /// ```
+    /// # use canopy::service::Ctx;
+    /// struct Loop { n: u32 }
+    /// #[canopy::service]
+    /// impl Loop {
+    ///     fn init() -> Self { Loop { n: 0 } }
+    ///     /// Counts to `to`, one cast to itself at a time, between other messages.
+    ///     async fn count(&mut self, to: u32, ctx: &Ctx<Self>) {
+    ///         self.n += 1;
+    ///         if self.n < to {
+    ///             let _ = ctx.client().count(to).await;
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn client(&self) -> S::Client {
         S::__client(Endpoint::from_actor(self.inner.myself.clone()))
     }
 
     /// Runs `work` on a task that is aborted when this incarnation stops, whichever way it stops.
+    /// See the [type's example](Ctx).
+    ///
+    /// ```
+    /// # use canopy::service::Ctx;
+    /// struct Poller;
+    /// #[canopy::service]
+    /// impl Poller {
+    ///     fn init(ctx: &Ctx<Self>) -> Self {
+    ///         // Polls for as long as this incarnation runs; a restart starts a fresh task.
+    ///         ctx.spawn(async {
+    ///             loop {
+    ///                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    ///             }
+    ///         });
+    ///         Poller
+    ///     }
+    /// }
+    /// ```
     pub fn spawn<F>(&self, work: F) -> tokio::task::AbortHandle
     where
         F: Future<Output = ()> + Send + 'static,
@@ -389,6 +458,17 @@ impl<S: Service> Ctx<S> {
 
     /// Stops the actor after the current message, with `reason` (given to `#[on_stop]`, and to
     /// the supervisor, which restarts a transient child only for an abnormal reason).
+    ///
+    /// ```
+    /// # use canopy::{service::Ctx, ExitReason};
+    /// struct Job;
+    /// #[canopy::service(restart = transient)]
+    /// impl Job {
+    ///     fn init() -> Self { Job }
+    ///     /// Done: a normal stop, after which a transient child stays down.
+    ///     fn finish(&self, ctx: &Ctx<Self>) { ctx.stop(ExitReason::Normal); }
+    /// }
+    /// ```
     pub fn stop(&self, reason: ExitReason) {
         let encoded = reason.encode();
         *self.inner.stop_reason.lock() = Some(reason);
@@ -407,7 +487,36 @@ impl<S: Service> Ctx<S> {
 
 /// What a generated client sends through: a restart-transparent [`ChildHandle`], or one actor.
 /// The generated methods call [`call`](Self::call) and [`cast`](Self::cast) with the service's
-/// private message variants.
+/// private message variants; any ractor message type works the same way:
+///
+/// ```
+/// use std::time::Duration;
+/// use canopy::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+/// use canopy::service::{CallError, Endpoint};
+///
+/// struct Echo;
+/// impl Actor for Echo {
+///     type Msg = RpcReplyPort<u8>;
+///     type State = ();
+///     type Arguments = ();
+///     async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+///         Ok(())
+///     }
+///     async fn handle(&self, _: ActorRef<Self::Msg>, r: Self::Msg, _: &mut ()) -> Result<(), ActorProcessingErr> {
+///         let _ = r.send(7);
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (actor, task) = Actor::spawn(None, Echo, ()).await?;
+/// let echo = Endpoint::from_actor(actor.clone()).with_timeout(Duration::from_secs(1));
+/// assert_eq!(echo.call(|reply| reply, Duration::MAX).await, Ok(7));
+/// actor.stop(None);
+/// task.await?;
+/// assert!(matches!(echo.call(|reply| reply, Duration::MAX).await, Err(CallError::Unreachable(_))));
+/// # Ok(()) }
+/// ```
 pub struct Endpoint<M: Message> {
     target: Target<M>,
     timeout: Option<Duration>,
@@ -604,7 +713,12 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for CallError<E> {}
 // -------------------------------------------------------------------------------------------------
 // Counters
 
-/// What a service's counters said when read.
+/// What a service's counters said when read; see [`stats`].
+///
+/// ```
+/// let idle = canopy::service::StatsSnapshot { service: "Counter", handled: 3, current: None };
+/// assert!(idle.current.is_none()); // waiting for a message
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatsSnapshot {
     /// The service's type name.
@@ -745,6 +859,11 @@ pub struct ChildDefaults {
 
 impl ChildDefaults {
     /// A permanent worker, shut down within 5 s, without backoff: OTP's defaults.
+    ///
+    /// ```
+    /// use canopy::service::ChildDefaults;
+    /// assert_eq!(ChildDefaults::WORKER.restart, canopy::Restart::Permanent);
+    /// ```
     pub const WORKER: ChildDefaults = ChildDefaults {
         restart: Restart::Permanent,
         shutdown: None,
@@ -754,6 +873,11 @@ impl ChildDefaults {
     };
 
     /// A permanent supervisor, shut down with `infinity`.
+    ///
+    /// ```
+    /// use canopy::service::ChildDefaults;
+    /// assert_eq!(ChildDefaults::SUPERVISOR.kind, canopy::ChildKind::Supervisor);
+    /// ```
     pub const SUPERVISOR: ChildDefaults = ChildDefaults {
         kind: ChildKind::Supervisor,
         ..ChildDefaults::WORKER
@@ -916,6 +1040,14 @@ pub struct Dynamic<T>(PhantomData<fn() -> T>);
 
 impl<T: Child> Dynamic<T> {
     /// The dynamic supervisor's template: `T`'s start function with `T`'s defaults.
+    ///
+    /// ```
+    /// struct Session;
+    /// #[canopy::service(restart = temporary)]
+    /// impl Session { fn init(_user: String) -> Self { Session } }
+    /// let template = canopy::Dynamic::<Session>::spec().max_children(10_000);
+    /// assert_eq!(template.get_restart(), canopy::Restart::Temporary);
+    /// ```
     pub fn spec() -> DynamicSpec<T::Args> {
         let d = T::defaults();
         let mut spec = DynamicSpec::new(T::spawn).restart(d.restart).kind(d.kind);
@@ -971,7 +1103,20 @@ impl<T: Child> Child for Dynamic<T> {
 
 /// The client of a [`Dynamic<T>`] child: starts `T`s and gives their typed clients. It finds the
 /// dynamic supervisor by path, so it keeps working after the supervisor is restarted (with no
-/// children: a restarted dynamic supervisor starts empty).
+/// children: a restarted dynamic supervisor starts empty). See [`Dynamic`] for an example.
+///
+/// ```
+/// # struct Job;
+/// # #[canopy::service] impl Job { fn init(_n: u32) -> Self { Job } }
+/// # #[derive(canopy::Supervisor)] struct Jobs { pool: canopy::Dynamic<Job> }
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let jobs = Jobs::start(JobsArgs {}).await?;
+/// let pool: &canopy::service::DynamicClient<Job> = &jobs.pool;
+/// pool.start_child(1).await?;
+/// assert_eq!(pool.supervisor()?.count_children().await?.active, 1);
+/// jobs.shutdown().await;
+/// # Ok(()) }
+/// ```
 pub struct DynamicClient<T> {
     path: String,
     _child: PhantomData<fn() -> T>,
