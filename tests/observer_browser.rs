@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use canopy::observer::Observer;
 use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
-use canopy::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
+use canopy::{ChildSpec, DynamicSpec, Strategy, Supervisor, SupervisorSpec};
 use http::{listener, until_within, Sse};
 use tokio::sync::mpsc;
 
@@ -262,6 +262,69 @@ async fn the_page_shows_every_node_and_a_restart_without_reloading() {
             "{hidden} is filtered out"
         );
     }
+
+    // A branch of more than 50 children starts collapsed: one line with its count, the children
+    // not built; the other branches stay open.
+    let bulk = Supervisor::start(
+        SupervisorSpec::default()
+            .name("bulk")
+            .child(ChildSpec::dynamic("pool", DynamicSpec::actor(Idle))),
+    )
+    .await
+    .unwrap();
+    let pool = canopy::DynamicRef::<()>::from_cell(
+        bulk.which_child("pool")
+            .await
+            .unwrap()
+            .status
+            .pid()
+            .cloned()
+            .unwrap(),
+    )
+    .unwrap();
+    for _ in 0..60 {
+        pool.start_child(()).await.unwrap();
+    }
+    let (l, addr) = listener();
+    let observer = Observer::new().listener(l).serve().unwrap();
+    let budget = "--virtual-time-budget=5000".to_string();
+    let browser = tokio::spawn(async move {
+        run_chromium(&format!("http://{addr}/"), &[&budget, "--dump-dom"]).await
+    });
+    until_within(Duration::from_secs(60), "the page's stream is open", || {
+        (observer.clients() == 1).then_some(())
+    })
+    .await;
+    observer.shutdown().await;
+    let dom = browser.await.unwrap();
+    assert!(
+        node_tag(&dom, "/bulk/pool").contains("collapsed"),
+        "the big branch is collapsed"
+    );
+    assert!(dom.contains("60 children"), "with its count");
+    assert!(
+        !dom.contains("data-path=\"/bulk/pool/"),
+        "its children are not built"
+    );
+    assert!(
+        !node_tag(&dom, "/shop/web").contains("collapsed"),
+        "small branches stay open"
+    );
+    assert!(dom.contains("data-path=\"/shop/web/listener\""));
+    bulk.shutdown().await;
+
     drop(chromium_path);
     sup.shutdown().await;
+}
+
+#[derive(Clone)]
+struct Idle;
+
+impl Actor for Idle {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
 }
