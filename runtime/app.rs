@@ -432,6 +432,9 @@ impl App {
             Ok(Err(e)) => {
                 tracing::error!(target: T, error = %e, "the supervision tree failed to start");
                 stop_listening();
+                // Tasks spawned through the app's handle (an observer's server among them) end
+                // with the failed start, as they would at the end of a stop.
+                tasks.lock().abort_all();
                 return Err(e);
             }
             Err(cut) => {

@@ -5,9 +5,9 @@
 //! The binary is a thin clap front over these functions:
 //!
 //! ```text
-//! canopy tree http://127.0.0.1:9100            # the tree, like pstree
-//! canopy tree http://127.0.0.1:9100 --json     # the snapshot as the observer serves it
-//! canopy top http://127.0.0.1:9100 --sort messages --window 10
+//! canopy tree http://127.0.0.1:9470            # the tree, like pstree
+//! canopy tree http://127.0.0.1:9470 --json     # the snapshot as the observer serves it
+//! canopy top http://127.0.0.1:9470 --sort messages --window 10
 //! ```
 //!
 //! ```
@@ -80,7 +80,7 @@ impl std::error::Error for CliError {}
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), canopy::cli::CliError> {
-/// let tree = canopy::cli::fetch_tree("http://127.0.0.1:9100", None).await?;
+/// let tree = canopy::cli::fetch_tree("http://127.0.0.1:9470", None).await?;
 /// print!("{tree}");
 /// # Ok(()) }
 /// ```
@@ -93,7 +93,7 @@ pub async fn fetch_tree(base: &str, path: Option<&str>) -> Result<TreeSnapshot, 
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), canopy::cli::CliError> {
-/// println!("{}", canopy::cli::fetch_json("http://127.0.0.1:9100", None).await?);
+/// println!("{}", canopy::cli::fetch_json("http://127.0.0.1:9470", None).await?);
 /// # Ok(()) }
 /// ```
 pub async fn fetch_json(base: &str, path: Option<&str>) -> Result<String, CliError> {

@@ -370,10 +370,10 @@ fn child_fields(path: String, info: &ChildInfo, clock: &Clock) -> NodeSnapshot {
     }
 }
 
-/// A running actor that is already on its way out shows as stopping.
+/// A running actor that is already on its way out shows as stopping. One its supervisor counts as
+/// started is running, even in the instant before ractor marks it so (after its `post_start`).
 fn cell_status(cell: &ActorCell, running: Status) -> Status {
     match cell.get_status() {
-        ActorStatus::Starting => Status::Starting,
         ActorStatus::Draining | ActorStatus::Stopping | ActorStatus::Stopped => Status::Stopping,
         _ => running,
     }

@@ -1,11 +1,11 @@
 //! `canopy`: look at a running canopy tree from outside the process, through its observer.
 //!
 //! ```text
-//! canopy tree http://127.0.0.1:9100               # the tree once, like pstree
-//! canopy tree http://127.0.0.1:9100 --json        # the snapshot as JSON
-//! canopy tree http://127.0.0.1:9100 --path /app/web
-//! canopy top http://127.0.0.1:9100                # refreshed every second, sorted by restarts
-//! canopy top http://127.0.0.1:9100 --sort messages --window 10
+//! canopy tree http://127.0.0.1:9470               # the tree once, like pstree
+//! canopy tree http://127.0.0.1:9470 --json        # the snapshot as JSON
+//! canopy tree http://127.0.0.1:9470 --path /app/web
+//! canopy top http://127.0.0.1:9470                # refreshed every second, sorted by restarts
+//! canopy top http://127.0.0.1:9470 --sort messages --window 10
 //! ```
 //!
 //! Exit status: 0 when the tree was read, 1 when it could not be (the message says why), 2 for a
@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Print the tree once.
     Tree {
-        /// The observer's address, e.g. http://127.0.0.1:9100
+        /// The observer's address, e.g. http://127.0.0.1:9470
         url: String,
         /// Only the subtree at this path, e.g. /app/web
         #[arg(long)]
@@ -40,7 +40,7 @@ enum Command {
     },
     /// Keep a table of the tree's nodes, refreshed, busiest first.
     Top {
-        /// The observer's address, e.g. http://127.0.0.1:9100
+        /// The observer's address, e.g. http://127.0.0.1:9470
         url: String,
         /// What to sort by
         #[arg(long, value_enum, default_value = "restarts")]
