@@ -22,7 +22,7 @@
 //!
 //! ```
 //! use canopy::{ChildSpec, Supervisor, SupervisorSpec};
-//! use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+//! use canopy::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 //!
 //! #[derive(Clone)]
 //! struct Counter;
@@ -578,9 +578,9 @@ impl<A: crate::dynamic::StartArgs> crate::dynamic::DynamicRef<A> {
     /// ```
     /// use canopy::dynamic::{DynamicSpec, DynamicSupervisor};
     /// # #[derive(Clone)] struct Conn;
-    /// # impl ractor::Actor for Conn {
+    /// # impl canopy::ractor::Actor for Conn {
     /// #     type Msg = u32; type State = (); type Arguments = u32;
-    /// #     async fn pre_start(&self, _: ractor::ActorRef<u32>, _: u32) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+    /// #     async fn pre_start(&self, _: canopy::ractor::ActorRef<u32>, _: u32) -> Result<(), canopy::ractor::ActorProcessingErr> { Ok(()) }
     /// # }
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let pool = DynamicSupervisor::start(DynamicSpec::actor(Conn)).await?;
