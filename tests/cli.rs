@@ -8,25 +8,12 @@ use std::time::Duration;
 use axum::extract::Query;
 use axum::routing::get;
 use axum::Router;
-use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::{ChildSpec, Strategy, Supervisor, SupervisorSpec};
 use tokio::sync::mpsc;
 
-#[derive(Clone)]
-struct Worker(mpsc::UnboundedSender<ActorRef<()>>);
-
-impl Actor for Worker {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, me: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        let _ = self.0.send(me);
-        Ok(())
-    }
-    async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
-        Err("boom".into())
-    }
-}
+#[path = "support/announcer.rs"]
+mod announcer;
+use announcer::Worker;
 
 #[derive(serde::Deserialize)]
 struct PathQuery {

@@ -6,27 +6,14 @@ use std::time::Duration;
 
 use canopy::dynamic::DynamicSpec;
 use canopy::metrics::{self, TreeMetrics};
-use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::{ChildSpec, Start, Strategy, Supervisor, SupervisorSpec};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use tokio::sync::mpsc;
 
-#[derive(Clone)]
-struct Worker(mpsc::UnboundedSender<ActorRef<()>>);
-
-impl Actor for Worker {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, me: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        let _ = self.0.send(me);
-        Ok(())
-    }
-    async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
-        Err("boom".into())
-    }
-}
+#[path = "support/announcer.rs"]
+mod announcer;
+use announcer::Worker;
 
 struct Tally {
     n: u64,

@@ -9,7 +9,7 @@ mod http;
 use canopy::dynamic::DynamicSpec;
 use canopy::health::Health;
 use canopy::observer::{Observer, ObserverError, ObserverHandle, DEFAULT_ADDR};
-use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
+use canopy::ractor::ActorRef;
 use canopy::snapshot::{self, Status};
 use canopy::{ChildSpec, Start, Supervisor, SupervisorRef, SupervisorSpec};
 use http::{get, listener, request, until, Sse};
@@ -17,21 +17,9 @@ use hyper::{Method, StatusCode};
 use tokio::sync::mpsc;
 
 /// A worker that tells the test when it has started and crashes on any message.
-#[derive(Clone)]
-struct Worker(mpsc::UnboundedSender<ActorRef<()>>);
-
-impl Actor for Worker {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, me: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        let _ = self.0.send(me);
-        Ok(())
-    }
-    async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
-        Err("boom".into())
-    }
-}
+#[path = "support/announcer.rs"]
+mod announcer;
+use announcer::Worker;
 
 /// `/<name>` with a worker `w` and a supervisor `web` holding a worker `listener`; the workers'
 /// refs arrive on the receiver as they start.

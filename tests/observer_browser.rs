@@ -27,21 +27,9 @@ use canopy::{ChildSpec, DynamicSpec, Strategy, Supervisor, SupervisorSpec};
 use http::{listener, until_within, Sse};
 use tokio::sync::mpsc;
 
-#[derive(Clone)]
-struct Worker(mpsc::UnboundedSender<ActorRef<()>>);
-
-impl Actor for Worker {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, me: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        let _ = self.0.send(me);
-        Ok(())
-    }
-    async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
-        Err("boom".into())
-    }
-}
+#[path = "support/announcer.rs"]
+mod announcer;
+use announcer::Worker;
 
 fn chromium() -> PathBuf {
     let path =

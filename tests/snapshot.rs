@@ -5,28 +5,15 @@
 use std::time::Duration;
 
 use canopy::dynamic::DynamicSpec;
-use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::snapshot::{self, Kind, RestartType, ShutdownPolicy, Status};
 use canopy::{
     ChildSpec, ExitReason, Restart, Shutdown, Start, Strategy, Supervisor, SupervisorSpec,
 };
 use tokio::sync::mpsc;
 
-#[derive(Clone)]
-struct Worker(mpsc::UnboundedSender<ActorRef<()>>);
-
-impl Actor for Worker {
-    type Msg = ();
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, me: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-        let _ = self.0.send(me);
-        Ok(())
-    }
-    async fn handle(&self, _: ActorRef<()>, _: (), _: &mut ()) -> Result<(), ActorProcessingErr> {
-        Err("boom".into())
-    }
-}
+#[path = "support/announcer.rs"]
+mod announcer;
+use announcer::Worker;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_shows_every_node_with_its_settings_and_state() {
