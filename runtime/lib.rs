@@ -71,6 +71,10 @@
 //! - `metrics` (feature `metrics`): the tree as Prometheus metrics in your own registry;
 //!   `observer` (feature `observer`): an HTTP observer with probes, `/metrics`, `/tree`, live
 //!   `/events` and a browser page, whose final export outlives the tree.
+//! - `chaos` (feature `chaos`): a chaos monkey that acts on a running tree at random (seeded, with
+//!   target and protected paths, an intensity limit, dry runs); [`fault`]: named fault points
+//!   (`fault_point!("name")`) configured at run time, nothing at all without the feature. Guide:
+//!   `docs/chaos.md`.
 //! - [`service`](mod@service): actors written as plain methods ([`#[service]`](macro@service)) with typed
 //!   clients, child-spec defaults on a type ([`#[derive(Child)]`](derive@Child)) and supervisors
 //!   declared as structs ([`#[derive(Supervisor)]`](derive@Supervisor)).
@@ -115,11 +119,14 @@
 
 pub mod app;
 pub mod backoff;
+#[cfg(feature = "chaos")]
+pub mod chaos;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod core;
 pub mod dynamic;
 pub mod exit;
+pub mod fault;
 pub mod handle;
 pub mod health;
 pub mod intensity;
@@ -168,6 +175,11 @@ pub use ractor;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/kubernetes.md")]
 pub struct KubernetesGuideDoctests;
+
+/// The Rust snippets of the chaos guide, compiled and run as doc tests (they need the feature).
+#[cfg(all(doctest, feature = "chaos"))]
+#[doc = include_str!("../docs/chaos.md")]
+pub struct ChaosGuideDoctests;
 
 /// The Rust snippets of the README, compiled and run as doc tests. Some need the optional
 /// features, so they run with `cargo test --all-features` (the README's test command).

@@ -17,6 +17,9 @@
 //! | `canopy_app_phase` | gauge | `phase` | 1 for the [`App`](crate::app::App)'s current phase, 0 for the others |
 //! | `canopy_app_phase_duration_seconds` | gauge | `phase` | how long each phase entered so far lasted (the current one: so far) |
 //! | `canopy_app_stopping_seconds` | gauge | | time since the stop was triggered (absent before) |
+//! | `canopy_chaos_actions_total` | counter | `mode`, `outcome` | feature `chaos`: the [chaos monkey](crate::chaos)'s steps that chose a target (process-wide) |
+//! | `canopy_chaos_skips_total` | counter | `reason` | feature `chaos`: its steps that did nothing |
+//! | `canopy_fault_point_hits_total`, `canopy_fault_point_fired_total` | counter | `point` | feature `chaos`: each configured [fault point](crate::fault)'s hits and fires |
 //!
 //! The `canopy_app_*` metrics need the app's [`Lifecycle`] ([`TreeMetrics::lifecycle`]).
 //!
@@ -62,6 +65,50 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::app::{Lifecycle, Phase};
 use crate::snapshot::{self, NodeSnapshot, Status};
+
+/// The chaos monkey's and the fault points' counters (feature `chaos`), process-wide.
+#[cfg(feature = "chaos")]
+fn encode_chaos(encoder: &mut DescriptorEncoder) -> Result<(), fmt::Error> {
+    let counters = crate::chaos::counters();
+    let mut m = encoder.encode_descriptor(
+        "canopy_chaos_actions",
+        "Steps of the chaos monkey that chose a target, by mode and outcome (done, queued, dry_run).",
+        None,
+        MetricType::Counter,
+    )?;
+    for (mode, outcome, n) in counters.action_series() {
+        ConstCounter::new(n).encode(m.encode_family(&[("mode", mode), ("outcome", outcome)])?)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        "canopy_chaos_skips",
+        "Steps of the chaos monkey that did nothing, by reason.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (reason, n) in counters.skip_series() {
+        ConstCounter::new(n).encode(m.encode_family(&[("reason", reason)])?)?;
+    }
+    let points = crate::fault::all_stats();
+    let mut m = encoder.encode_descriptor(
+        "canopy_fault_point_hits",
+        "Awaits of a configured fault point since it was configured.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (point, stats) in &points {
+        ConstCounter::new(stats.hits).encode(m.encode_family(&[("point", point.as_str())])?)?;
+    }
+    let mut m = encoder.encode_descriptor(
+        "canopy_fault_point_fired",
+        "Hits of a configured fault point where its fault happened.",
+        None,
+        MetricType::Counter,
+    )?;
+    for (point, stats) in &points {
+        ConstCounter::new(stats.fired).encode(m.encode_family(&[("point", point.as_str())])?)?;
+    }
+    Ok(())
+}
 
 /// The `Content-Type` of [`encode`]'s output (Prometheus text format 0.0.4).
 pub const TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
@@ -271,6 +318,9 @@ impl Collector for TreeMetrics {
             ConstCounter::new(*n)
                 .encode(m.encode_family(&[("supervisor", *sup), ("child", *child)])?)?;
         }
+
+        #[cfg(feature = "chaos")]
+        encode_chaos(&mut encoder)?;
 
         if let Some(lifecycle) = &self.lifecycle {
             let current = lifecycle.phase();

@@ -147,6 +147,14 @@ pub trait Service: Sized + Send + 'static {
     #[doc(hidden)]
     fn __client(endpoint: Endpoint<Self::Msg>) -> Self::Client;
 
+    /// The message that injects `fault` (the chaos monkey's); `None` when the service cannot take
+    /// one (a hand-written `Service`). Without the `chaos` feature there is no fault to inject.
+    #[doc(hidden)]
+    fn __fault(fault: __private::Fault) -> Option<Self::Msg> {
+        let _ = fault;
+        None
+    }
+
     /// The child-spec defaults written in `#[canopy::service(...)]`.
     fn defaults() -> ChildDefaults {
         ChildDefaults::WORKER
@@ -248,7 +256,7 @@ impl<S: Service> Actor for ServiceActor<S> {
                 return Err(crate::spec::panic_text(&panic).into());
             }
         };
-        let stats = register(&ctx.inner.myself.get_cell(), S::NAME);
+        let stats = register::<S>(&ctx.inner.myself.get_cell());
         Ok(Running {
             service,
             ctx,
@@ -733,6 +741,9 @@ pub struct StatsSnapshot {
 /// A running service's counters, written only by the service's own task.
 struct ServiceStats {
     name: &'static str,
+    /// Puts a fault message in this service's mailbox (its type is known only where it started).
+    #[cfg(feature = "chaos")]
+    inject: fn(&ActorCell, __private::Fault) -> bool,
     handled: AtomicU64,
     /// When the current message began, on the coarse clock, plus one; 0 while idle.
     busy_since: AtomicU64,
@@ -790,9 +801,11 @@ fn coarse_now_nanos() -> u64 {
 static STATS: LazyLock<RwLock<HashMap<ActorId, Weak<ServiceStats>>>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
 
-fn register(cell: &ActorCell, name: &'static str) -> Arc<ServiceStats> {
+fn register<S: Service>(cell: &ActorCell) -> Arc<ServiceStats> {
     let stats = Arc::new(ServiceStats {
-        name,
+        name: S::NAME,
+        #[cfg(feature = "chaos")]
+        inject: inject::<S>,
         handled: AtomicU64::new(0),
         busy_since: AtomicU64::new(0),
     });
@@ -802,6 +815,30 @@ fn register(cell: &ActorCell, name: &'static str) -> Arc<ServiceStats> {
 
 fn unregister(id: &ActorId) {
     STATS.write().remove(id);
+}
+
+#[cfg(feature = "chaos")]
+fn inject<S: Service>(cell: &ActorCell, fault: __private::Fault) -> bool {
+    S::__fault(fault).is_some_and(|msg| cell.send_message::<S::Msg>(msg).is_ok())
+}
+
+/// Whether `cell` is a running service, which can take the chaos monkey's faults.
+#[cfg(feature = "chaos")]
+pub(crate) fn takes_faults(cell: &ActorCell) -> bool {
+    STATS
+        .read()
+        .get(&cell.get_id())
+        .is_some_and(|s| s.strong_count() > 0)
+}
+
+/// Puts `fault` in the mailbox of the service running as `cell`; false if it is not one (any
+/// more) or cannot take it.
+#[cfg(feature = "chaos")]
+pub(crate) fn inject_fault(cell: &ActorCell, fault: __private::Fault) -> bool {
+    let Some(stats) = STATS.read().get(&cell.get_id()).and_then(Weak::upgrade) else {
+        return false;
+    };
+    (stats.inject)(cell, fault)
 }
 
 /// The counters of the service running as `cell`, read without a message to it; `None` if `cell`
@@ -1162,6 +1199,54 @@ impl<T: Child> DynamicClient<T> {
 pub mod __private {
     pub use futures::future::BoxFuture;
     pub use futures::FutureExt;
+
+    /// A fault the chaos monkey injects into a service, as a message of its own.
+    #[cfg(feature = "chaos")]
+    #[derive(Debug)]
+    pub enum Fault {
+        /// The handler panics.
+        Panic,
+        /// The handler returns an error.
+        Error,
+        /// The handler waits this long on tokio's timer.
+        Stall(std::time::Duration),
+    }
+
+    /// Without the `chaos` feature no fault exists: the generated variant that carries one can
+    /// never be built, and its arm compiles to nothing.
+    #[cfg(not(feature = "chaos"))]
+    #[derive(Debug)]
+    pub enum Fault {}
+
+    /// Runs an injected fault inside the service's handler.
+    pub async fn deliver<S: super::Service>(
+        fault: Fault,
+        ctx: &super::Ctx<S>,
+    ) -> Result<(), crate::BoxError> {
+        #[cfg(feature = "chaos")]
+        {
+            tracing::info!(
+                target: "canopy::chaos",
+                service = S::NAME,
+                actor = %ctx.inner.myself.get_id(),
+                fault = ?fault,
+                "fault delivered"
+            );
+            match fault {
+                Fault::Panic => panic!("{}", crate::chaos::PANIC_MESSAGE),
+                Fault::Error => Err(crate::chaos::ERROR_MESSAGE.into()),
+                Fault::Stall(d) => {
+                    tokio::time::sleep_until(crate::deadline_in(d)).await;
+                    Ok(())
+                }
+            }
+        }
+        #[cfg(not(feature = "chaos"))]
+        {
+            let _ = ctx;
+            match fault {}
+        }
+    }
 
     /// Turns a method's error into the actor's failure.
     pub fn fail<E: Into<crate::BoxError>>(e: E) -> crate::BoxError {

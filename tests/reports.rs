@@ -10,93 +10,10 @@ use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
 use canopy::{ChildSpec, ExitReason, Shutdown, Strategy, Supervisor, SupervisorSpec};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::Layer;
 
-// ---------------------------------------------------------------------------------------------
-// Capturing the log
-
-/// One tracing event: its message and its fields as text.
-#[derive(Debug, Clone)]
-struct Logged {
-    message: String,
-    fields: Vec<(String, String)>,
-}
-
-impl Logged {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<Logged>>>);
-
-impl Capture {
-    /// Captures every event of the calling thread until the guard is dropped (the tests run on a
-    /// current-thread runtime, so the actors' events are on this thread too).
-    fn install() -> (Capture, tracing::subscriber::DefaultGuard) {
-        let capture = Capture::default();
-        let subscriber = tracing_subscriber::registry().with(capture.clone());
-        let guard = tracing::subscriber::set_default(subscriber);
-        (capture, guard)
-    }
-
-    fn events(&self) -> Vec<Logged> {
-        self.0.lock().clone()
-    }
-
-    /// The events with this message about this child (by `child` or `path`).
-    fn about(&self, message: &str, child: &str) -> Vec<Logged> {
-        self.events()
-            .into_iter()
-            .filter(|e| e.message == message)
-            .filter(|e| {
-                e.get("child") == Some(child)
-                    || e.get("path")
-                        .is_some_and(|p| p.ends_with(&format!("/{child}")))
-            })
-            .collect()
-    }
-}
-
-struct Fields<'a>(&'a mut Logged);
-
-impl Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
-        self.put(field, text);
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, value.to_string());
-    }
-}
-
-impl Fields<'_> {
-    fn put(&mut self, field: &Field, text: String) {
-        if field.name() == "message" {
-            self.0.message = text;
-        } else {
-            self.0.fields.push((field.name().to_string(), text));
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for Capture {
-    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
-        let mut logged = Logged {
-            message: String::new(),
-            fields: Vec::new(),
-        };
-        event.record(&mut Fields(&mut logged));
-        self.0.lock().push(logged);
-    }
-}
+#[path = "support/capture.rs"]
+mod capture;
+use capture::{Capture, Logged};
 
 // ---------------------------------------------------------------------------------------------
 // A child whose stop can be made to go wrong

@@ -954,8 +954,9 @@ fn generate(item: &ItemImpl, options: &Options, s: &Analysed) -> TokenStream {
             #[doc(hidden)]
             pub enum __CanopyMsg #enum_generics #enum_where {
                 #(#variants,)*
-                __CanopyNever(
-                    ::core::convert::Infallible,
+                // The chaos monkey's fault (uninhabited without canopy's `chaos` feature).
+                __CanopyFault(
+                    ::canopy::service::__private::Fault,
                     ::core::marker::PhantomData<fn() -> (#(#type_params,)*)>,
                 ),
             }
@@ -984,12 +985,18 @@ fn generate(item: &ItemImpl, options: &Options, s: &Analysed) -> TokenStream {
                     let _ = __canopy_ctx;
                     match __canopy_msg {
                         #(#arms)*
-                        __CanopyMsg::__CanopyNever(never, _) => match never {},
+                        __CanopyMsg::__CanopyFault(fault, _) => {
+                            ::canopy::service::__private::deliver(fault, __canopy_ctx).await?;
+                        }
                     }
                     ::core::result::Result::Ok(())
                 }
 
                 #on_stop
+
+                fn __fault(fault: ::canopy::service::__private::Fault) -> ::core::option::Option<Self::Msg> {
+                    ::core::option::Option::Some(__CanopyMsg::__CanopyFault(fault, ::core::marker::PhantomData))
+                }
 
                 fn __client(endpoint: ::canopy::service::Endpoint<Self::Msg>) -> Self::Client {
                     #client { endpoint, _service: ::core::marker::PhantomData }
