@@ -1,6 +1,6 @@
 %% The Erlang/OTP side of canopy's comparison (benches/compare): the same workloads, written
 %% with OTP's own supervisor and gen_server. Run by the harness as
-%%   erl -noshell +S N:N -pa EBIN -run canopy_compare main quick|full WORKLOAD...
+%%   erl -noshell +S N:N -pa EBIN -run canopy_compare main full|quick|tiny WORKLOAD...
 %% which prints one line per workload, "RESULT <workload> <json list of metrics>", and
 %%   erl -noshell +S N:N -pa EBIN -run canopy_compare serve
 %% which starts a 1,000-child application, prints READY and stops when SIGTERM arrives (the VM's
@@ -65,6 +65,9 @@ child(I, Shutdown, Notify) ->
 sizes("quick") ->
     #{start_calls => 300, sup_starts => 100, kills_one => 400, kills_ten => 60, rounds_1k => 2,
       rounds_big => 1, asks => 20000, tells => 200000, memory_children => 20000};
+sizes("tiny") ->
+    #{start_calls => 5, sup_starts => 3, kills_one => 5, kills_ten => 2, rounds_1k => 1,
+      rounds_big => 1, asks => 2000, tells => 1000, memory_children => 100};
 sizes(_) ->
     #{start_calls => 1000, sup_starts => 300, kills_one => 2000, kills_ten => 200, rounds_1k => 5,
       rounds_big => 2, asks => 100000, tells => 1000000, memory_children => 100000}.

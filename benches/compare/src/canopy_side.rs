@@ -2,16 +2,16 @@
 
 use std::time::{Duration, Instant};
 
-use canopy::ractor::{ActorCell, ActorRef};
-use canopy::{
-    ChildSpec, DynamicRef, DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy,
-    Supervisor, SupervisorRef, SupervisorSpec,
-};
 use canopy::app::App;
+use canopy::ractor::ActorRef;
+use canopy::{
+    ChildSpec, DynamicRef, DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy, Supervisor,
+    SupervisorRef, SupervisorSpec,
+};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::worker::{wait_up, WArgs, WMsg, Worker};
-use crate::{ns, Policy};
+use crate::worker::{kill_first, WArgs, WMsg, Worker};
+use crate::{ns, per_child, Policy};
 
 /// A supervisor that never gives up within a run: the restart workloads kill thousands of times.
 fn spec(strategy: Strategy) -> SupervisorSpec {
@@ -80,23 +80,22 @@ pub async fn supervisor_start_1(rounds: usize) -> Result<Vec<f64>, String> {
 /// `pre_start` is done.
 pub async fn restart(strategy: Strategy, n: usize, kills: usize) -> Result<Vec<f64>, String> {
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let s = spec(strategy).children(
-        (0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout)),
-    );
+    let s = spec(strategy)
+        .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout)));
     let sup = Supervisor::start(s).await.map_err(|e| e.to_string())?;
-    let mut cells: Vec<Option<ActorCell>> = vec![None; n];
-    wait_up(&mut rx, &mut cells).await?;
-    let restarted = if strategy == Strategy::OneForOne { 1 } else { n };
-    let mut samples = Vec::with_capacity(kills);
-    for _ in 0..kills {
-        let first = cells[0].clone().ok_or("first child is not up")?;
-        let t0 = Instant::now();
-        first.kill();
-        let t1 = wait_up(&mut rx, &mut cells[..restarted]).await?;
-        samples.push(t1.saturating_duration_since(t0).as_nanos() as f64);
-        // A round trip: the supervisor has handled every exit before the next kill.
-        sup.count_children().await.map_err(|e| e.to_string())?;
-    }
+    let restarted = if strategy == Strategy::OneForOne {
+        1
+    } else {
+        n
+    };
+    // A round trip: the supervisor has handled every exit before the next kill.
+    let samples = kill_first(&mut rx, n, restarted, kills, || async {
+        sup.count_children()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     sup.shutdown().await;
     Ok(samples)
 }
@@ -110,8 +109,8 @@ pub async fn static_tree(
 ) -> Result<(Vec<f64>, Vec<f64>), String> {
     let (mut start, mut stop) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        let s = spec(Strategy::OneForOne)
-            .children((0..n).map(|i| child(i, WArgs::default(), policy)));
+        let s =
+            spec(Strategy::OneForOne).children((0..n).map(|i| child(i, WArgs::default(), policy)));
         let t0 = Instant::now();
         let sup = Supervisor::start(s).await.map_err(|e| e.to_string())?;
         let t1 = Instant::now();
@@ -278,8 +277,4 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
         return Err(format!("the app exited with status {}", status.code()));
     }
     Ok(())
-}
-
-fn per_child(d: Duration, n: usize) -> f64 {
-    d.as_nanos() as f64 / n as f64 / 1e3
 }

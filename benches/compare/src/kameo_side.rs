@@ -12,7 +12,7 @@ use kameo::message::{Context, Message};
 use kameo::supervision::SupervisionStrategy;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 
-use crate::ns;
+use crate::{ns, per_child};
 
 /// What a kameo child reports at the end of its `on_start`.
 pub struct KUp {
@@ -135,7 +135,10 @@ impl<const S: u8> Message<Sync> for KParent<S> {
     async fn handle(&mut self, _: Sync, _: &mut Context<Self, ()>) {}
 }
 
-async fn parent<const S: u8>(n: usize, notify: Option<mpsc::UnboundedSender<KUp>>) -> ActorRef<KParent<S>> {
+async fn parent<const S: u8>(
+    n: usize,
+    notify: Option<mpsc::UnboundedSender<KUp>>,
+) -> ActorRef<KParent<S>> {
     let p = KParent::<S>::spawn_with_mailbox(PArgs { n, notify }, mailbox::unbounded());
     p.wait_for_startup().await;
     p
@@ -316,8 +319,4 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
     let _ = ready.send(());
     term.recv().await;
     stop(&p).await
-}
-
-fn per_child(d: Duration, n: usize) -> f64 {
-    d.as_nanos() as f64 / n as f64 / 1e3
 }

@@ -28,8 +28,19 @@ pub use measure::{Metric, Workload, WORKLOADS};
 pub const STUCK: Duration = Duration::from_secs(120);
 
 /// What runs a workload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Side {
     /// canopy, this repository.
@@ -72,8 +83,19 @@ impl Side {
 }
 
 /// The runtime a workload runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[derive(clap::ValueEnum)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 pub enum Flavor {
     /// A tokio current-thread runtime; Erlang with one scheduler (`+S 1:1`).
     #[value(name = "1t")]
@@ -136,6 +158,11 @@ impl Policy {
 /// Nanoseconds since `t0`.
 pub fn ns(t0: Instant) -> f64 {
     t0.elapsed().as_nanos() as f64
+}
+
+/// `d` spread over `n` children, in microseconds per child.
+pub fn per_child(d: Duration, n: usize) -> f64 {
+    d.as_nanos() as f64 / n as f64 / 1e3
 }
 
 /// The barrier of the tell workload: a semaphore holding one permit per message. Each message

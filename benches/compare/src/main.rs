@@ -38,6 +38,9 @@ struct Cli {
     /// Where to write the JSON report (the Markdown table goes beside it, `.md`).
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+    /// Tiny sizes, for the harness's own tests: figures of no value.
+    #[arg(long, hide = true)]
+    tiny: bool,
     /// List the workloads and exit.
     #[arg(long)]
     list: bool,
@@ -58,6 +61,8 @@ enum Cmd {
         flavor: Flavor,
         #[arg(long)]
         quick: bool,
+        #[arg(long)]
+        tiny: bool,
     },
     /// (internal) Serves a 1,000-actor tree until SIGTERM.
     #[command(hide = true)]
@@ -77,7 +82,8 @@ fn main() -> ExitCode {
             side,
             flavor,
             quick,
-        }) => measure::run(workload, *side, *flavor, Sizes::new(*quick)).and_then(|m| {
+            tiny,
+        }) => measure::run(workload, *side, *flavor, sizes(*quick, *tiny)).and_then(|m| {
             let json = serde_json::to_string(&m).map_err(|e| e.to_string())?;
             println!("RESULT {json}");
             Ok(())
@@ -87,7 +93,13 @@ fn main() -> ExitCode {
             for w in WORKLOADS {
                 let sides: Vec<&str> = w.sides.iter().map(|s| s.name()).collect();
                 let full = if w.full_only { " (full run only)" } else { "" };
-                println!("{:<26} {}{full}\n{:<26} sides: {}", w.name, w.about, "", sides.join(", "));
+                println!(
+                    "{:<26} {}{full}\n{:<26} sides: {}",
+                    w.name,
+                    w.about,
+                    "",
+                    sides.join(", ")
+                );
             }
             Ok(())
         }
@@ -99,6 +111,14 @@ fn main() -> ExitCode {
             eprintln!("canopy-compare: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn sizes(quick: bool, tiny: bool) -> Sizes {
+    if tiny {
+        Sizes::tiny()
+    } else {
+        Sizes::new(quick)
     }
 }
 
@@ -117,7 +137,7 @@ fn compare(cli: &Cli) -> Result<(), String> {
         .iter()
         .filter(|w| {
             if cli.only.is_empty() {
-                !(cli.quick && w.full_only)
+                !((cli.quick || cli.tiny) && w.full_only)
             } else {
                 cli.only.iter().any(|o| o == w.name)
             }
@@ -130,7 +150,16 @@ fn compare(cli: &Cli) -> Result<(), String> {
     };
     let wanted = |s: Side| cli.sides.is_empty() || cli.sides.contains(&s);
     let reps = cli.reps.unwrap_or(if cli.quick { 2 } else { 5 }).max(1);
-    let sizes = Sizes::new(cli.quick);
+    let sizes = sizes(cli.quick, cli.tiny);
+    // Quick and tiny runs start one Erlang VM per repetition and runtime for all OTP workloads.
+    let mode = if cli.tiny {
+        "tiny"
+    } else if cli.quick {
+        "quick"
+    } else {
+        "full"
+    };
+    let batched = cli.quick || cli.tiny;
     let out = cli
         .out
         .clone()
@@ -154,7 +183,7 @@ fn compare(cli: &Cli) -> Result<(), String> {
     if wanted(Side::RactorSupervisor) && !Side::RactorSupervisor.built() {
         notes.push("ractor-supervisor skipped: built without its feature".into());
     }
-    if cli.quick {
+    if batched && otp.is_some() {
         notes.push(
             "quick run: Erlang/OTP ran all its workloads of a repetition in one VM per runtime"
                 .into(),
@@ -164,15 +193,23 @@ fn compare(cli: &Cli) -> Result<(), String> {
     let mut collected = Collected::default();
     for rep in 0..reps {
         // Quick: one VM per runtime and repetition for all OTP workloads (a VM starts in ~0.3 s).
-        if let (true, Some(otp)) = (cli.quick, &otp) {
+        if let (true, Some(otp)) = (batched, &otp) {
             let names: Vec<&str> = workloads
                 .iter()
                 .filter(|w| !w.external && w.sides.contains(&Side::Otp))
                 .map(|w| w.name)
                 .collect();
             for &flavor in &flavors {
-                for (name, result) in otp.run(&names, flavor, true)? {
-                    record(&mut collected, &mut notes, rep, flavor, Side::Otp, &name, result);
+                for (name, result) in otp.run(&names, flavor, mode)? {
+                    record(
+                        &mut collected,
+                        &mut notes,
+                        rep,
+                        flavor,
+                        Side::Otp,
+                        &name,
+                        result,
+                    );
                 }
             }
         }
@@ -194,12 +231,12 @@ fn compare(cli: &Cli) -> Result<(), String> {
                     let result = if w.external {
                         sigterm(&exe, otp.as_ref(), side, flavor, sizes.sigterms)
                     } else if side == Side::Otp {
-                        if cli.quick {
+                        if batched {
                             continue;
                         }
                         match otp.as_ref() {
                             Some(otp) => otp
-                                .run(&[w.name], flavor, false)?
+                                .run(&[w.name], flavor, mode)?
                                 .into_iter()
                                 .next()
                                 .map(|(_, r)| r)
@@ -207,9 +244,17 @@ fn compare(cli: &Cli) -> Result<(), String> {
                             None => continue,
                         }
                     } else {
-                        child(&exe, w.name, side, flavor, cli.quick)
+                        child(&exe, w.name, side, flavor, mode)
                     };
-                    record(&mut collected, &mut notes, rep, flavor, side, w.name, result);
+                    record(
+                        &mut collected,
+                        &mut notes,
+                        rep,
+                        flavor,
+                        side,
+                        w.name,
+                        result,
+                    );
                 }
             }
         }
@@ -218,7 +263,7 @@ fn compare(cli: &Cli) -> Result<(), String> {
     if collected.is_empty() {
         return Err("nothing was measured".into());
     }
-    let mut report = Report {
+    let report = Report {
         date: date(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         quick: cli.quick,
@@ -234,7 +279,6 @@ fn compare(cli: &Cli) -> Result<(), String> {
         notes,
         rows: collected.rows(),
     };
-    report.rows.sort_by(|a, b| (a.flavor, &a.metric).cmp(&(b.flavor, &b.metric)));
     let md = format!("{}\n{}", header(&report), report::markdown(&report));
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -291,13 +335,30 @@ fn record(
 }
 
 /// Runs one workload on one Rust side in a fresh process.
-fn child(exe: &Path, workload: &str, side: Side, flavor: Flavor, quick: bool) -> Result<Vec<Metric>, String> {
+fn child(
+    exe: &Path,
+    workload: &str,
+    side: Side,
+    flavor: Flavor,
+    mode: &str,
+) -> Result<Vec<Metric>, String> {
     let mut cmd = Command::new(exe);
-    cmd.args(["child", "--workload", workload, "--side", side.name(), "--flavor", flavor.name()]);
-    if quick {
-        cmd.arg("--quick");
+    cmd.args([
+        "child",
+        "--workload",
+        workload,
+        "--side",
+        side.name(),
+        "--flavor",
+        flavor.name(),
+    ]);
+    if mode != "full" {
+        cmd.arg(format!("--{mode}"));
     }
-    let out = cmd.stderr(Stdio::piped()).output().map_err(|e| e.to_string())?;
+    let out = cmd
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| e.to_string())?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     match stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) {
         Some(json) if out.status.success() => serde_json::from_str(json).map_err(|e| e.to_string()),
@@ -311,7 +372,13 @@ fn child(exe: &Path, workload: &str, side: Side, flavor: Flavor, quick: bool) ->
 
 /// `n` times: start a 1,000-actor tree in a fresh process, wait for its READY, send it SIGTERM
 /// and time until the process has exited.
-fn sigterm(exe: &Path, otp: Option<&Otp>, side: Side, flavor: Flavor, n: usize) -> Result<Vec<Metric>, String> {
+fn sigterm(
+    exe: &Path,
+    otp: Option<&Otp>,
+    side: Side,
+    flavor: Flavor,
+    n: usize,
+) -> Result<Vec<Metric>, String> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let mut cmd = match side {
@@ -396,7 +463,11 @@ fn commit() -> String {
     let dir = root();
     let dir = dir.to_string_lossy();
     let hash = run_text("git", &["-C", &dir, "rev-parse", "--short", "HEAD"]);
-    let dirty = !run_text("git", &["-C", &dir, "status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let dirty = !run_text(
+        "git",
+        &["-C", &dir, "status", "--porcelain", "--untracked-files=no"],
+    )
+    .is_empty();
     if dirty {
         format!("{hash} (with uncommitted changes)")
     } else {
@@ -415,7 +486,10 @@ fn cpu_model() -> String {
 /// Versions from the workspace's Cargo.lock (what this binary was built with), rustc's, erl's.
 fn versions(otp: Option<&Otp>) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
-    v.insert("rustc".into(), run_text("rustc", &["--version"]).replace("rustc ", ""));
+    v.insert(
+        "rustc".into(),
+        run_text("rustc", &["--version"]).replace("rustc ", ""),
+    );
     let lock = std::fs::read_to_string(root().join("Cargo.lock")).unwrap_or_default();
     let mut name = None;
     for line in lock.lines() {

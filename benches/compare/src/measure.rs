@@ -45,7 +45,7 @@ pub struct Workload {
     pub external: bool,
 }
 
-use Side::{Canopy as C, Kameo as K, Otp as O, RactorSupervisor as S, Ractor as R};
+use Side::{Canopy as C, Kameo as K, Otp as O, Ractor as R, RactorSupervisor as S};
 
 const fn w(
     name: &'static str,
@@ -64,24 +64,114 @@ const fn w(
 
 /// Every workload, in table order.
 pub const WORKLOADS: &[Workload] = &[
-    w("start_child_static", "one start_child into a static supervisor (ns per call, up to 1,000 present)", &[C, R, K, O], false),
-    w("start_child_dynamic", "one start_child into a dynamic supervisor (ns per call)", &[C, R, K, S, O], false),
-    w("supervisor_start_1", "start a supervisor of one child, until the child is up (ns)", &[C, R, K, S, O], false),
-    w("restart_one_for_one", "kill a child until its replacement is up (ns)", &[C, R, K, S, O], false),
-    w("restart_one_for_all_10", "kill the first of 10 until all 10 are up again (ns)", &[C, R, K, S, O], false),
-    w("restart_rest_for_one_10", "kill the first of 10 until all 10 are up again (ns)", &[C, R, K, S, O], false),
-    w("static_1000_timeout", "start 1,000 static children, then stop them in reverse order (µs per child)", &[C, R, K, S, O], false),
-    w("static_1000_brutal_kill", "the same, stopped by brutal kill", &[C, R, S, O], false),
-    w("static_1000_infinity", "the same, shutdown infinity", &[C, R, O], false),
-    w("static_10000_timeout", "start 10,000 static children, then stop them in reverse order", &[C, R, K, S, O], false),
-    w("static_10000_brutal_kill", "the same, stopped by brutal kill", &[C, R, S, O], true),
-    w("static_10000_infinity", "the same, shutdown infinity", &[C, R, O], true),
-    w("dynamic_10000", "10,000 dynamic start_child, then a parallel shutdown (µs per child)", &[C, R, K, S, O], false),
-    w("dynamic_100000", "100,000 dynamic start_child, then a parallel shutdown", &[C, R, K, S, O], true),
-    w("ask", "ask round trip from inside a task (ns)", &[C, R, K, O], false),
-    w("tell", "tells round-robin over 100 actors until all are handled (ns per message)", &[C, R, K, O], false),
-    w("memory_static", "RSS per idle static child at 100,000 children (bytes)", &[C, R, K, O], false),
-    w("memory_dynamic", "RSS per idle dynamic child at 100,000 children (bytes)", &[C, R, K, S, O], false),
+    w(
+        "start_child_static",
+        "one start_child into a static supervisor (ns per call, up to 1,000 present)",
+        &[C, R, K, O],
+        false,
+    ),
+    w(
+        "start_child_dynamic",
+        "one start_child into a dynamic supervisor (ns per call)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "supervisor_start_1",
+        "start a supervisor of one child, until the child is up (ns)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "restart_one_for_one",
+        "kill a child until its replacement is up (ns)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "restart_one_for_all_10",
+        "kill the first of 10 until all 10 are up again (ns)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "restart_rest_for_one_10",
+        "kill the first of 10 until all 10 are up again (ns)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "static_1000_timeout",
+        "start 1,000 static children, then stop them in reverse order (µs per child)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "static_1000_brutal_kill",
+        "the same, stopped by brutal kill",
+        &[C, R, S, O],
+        false,
+    ),
+    w(
+        "static_1000_infinity",
+        "the same, shutdown infinity",
+        &[C, R, O],
+        false,
+    ),
+    w(
+        "static_10000_timeout",
+        "start 10,000 static children, then stop them in reverse order",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "static_10000_brutal_kill",
+        "the same, stopped by brutal kill",
+        &[C, R, S, O],
+        true,
+    ),
+    w(
+        "static_10000_infinity",
+        "the same, shutdown infinity",
+        &[C, R, O],
+        true,
+    ),
+    w(
+        "dynamic_10000",
+        "10,000 dynamic start_child, then a parallel shutdown (µs per child)",
+        &[C, R, K, S, O],
+        false,
+    ),
+    w(
+        "dynamic_100000",
+        "100,000 dynamic start_child, then a parallel shutdown",
+        &[C, R, K, S, O],
+        true,
+    ),
+    w(
+        "ask",
+        "ask round trip from inside a task (ns)",
+        &[C, R, K, O],
+        false,
+    ),
+    w(
+        "tell",
+        "tells round-robin over 100 actors until all are handled (ns per message)",
+        &[C, R, K, O],
+        false,
+    ),
+    w(
+        "memory_static",
+        "RSS per idle static child at 100,000 children (bytes)",
+        &[C, R, K, O],
+        false,
+    ),
+    w(
+        "memory_dynamic",
+        "RSS per idle dynamic child at 100,000 children (bytes)",
+        &[C, R, K, S, O],
+        false,
+    ),
     Workload {
         name: "sigterm_1000",
         about: "SIGTERM to process exit, a tree of 1,000 actors (ms)",
@@ -183,7 +273,10 @@ pub const SIGTERM_CHILDREN: usize = 1_000;
 pub fn run(name: &str, side: Side, flavor: Flavor, sizes: Sizes) -> Result<Vec<Metric>, String> {
     let wl = workload(name).ok_or_else(|| format!("no workload {name}"))?;
     if !wl.sides.contains(&side) || side == Side::Otp || !side.built() || wl.external {
-        return Err(format!("{name} does not run on {} in this process", side.name()));
+        return Err(format!(
+            "{name} does not run on {} in this process",
+            side.name()
+        ));
     }
     let rt = flavor.runtime().map_err(|e| e.to_string())?;
     let name = name.to_string();
@@ -222,24 +315,59 @@ async fn body(name: String, side: Side, z: Sizes) -> Result<Vec<Metric>, String>
     use canopy::Strategy;
     let n = name.as_str();
     Ok(match (n, side) {
-        ("start_child_static", C) => vec![lat(n, canopy_side::start_child_static(z.start_calls).await?)],
-        ("start_child_static" | "start_child_dynamic", R) => vec![lat(n, raw_side::start_child(z.start_calls).await?)],
-        ("start_child_static" | "start_child_dynamic", K) => vec![lat(n, kameo_side::start_child(z.start_calls).await?)],
-        ("start_child_dynamic", C) => vec![lat(n, canopy_side::start_child_dynamic(z.start_calls).await?)],
-        ("supervisor_start_1", C) => vec![lat(n, canopy_side::supervisor_start_1(z.sup_starts).await?)],
-        ("supervisor_start_1", R) => vec![lat(n, raw_side::supervisor_start_1(z.sup_starts).await?)],
-        ("supervisor_start_1", K) => vec![lat(n, kameo_side::supervisor_start_1(z.sup_starts).await?)],
-        ("restart_one_for_one", C) => vec![lat(n, canopy_side::restart(Strategy::OneForOne, 1, z.kills_one).await?)],
-        ("restart_one_for_all_10", C) => vec![lat(n, canopy_side::restart(Strategy::OneForAll, 10, z.kills_ten).await?)],
-        ("restart_rest_for_one_10", C) => vec![lat(n, canopy_side::restart(Strategy::RestForOne, 10, z.kills_ten).await?)],
+        ("start_child_static", C) => vec![lat(
+            n,
+            canopy_side::start_child_static(z.start_calls).await?,
+        )],
+        ("start_child_static" | "start_child_dynamic", R) => {
+            vec![lat(n, raw_side::start_child(z.start_calls).await?)]
+        }
+        ("start_child_static" | "start_child_dynamic", K) => {
+            vec![lat(n, kameo_side::start_child(z.start_calls).await?)]
+        }
+        ("start_child_dynamic", C) => vec![lat(
+            n,
+            canopy_side::start_child_dynamic(z.start_calls).await?,
+        )],
+        ("supervisor_start_1", C) => {
+            vec![lat(n, canopy_side::supervisor_start_1(z.sup_starts).await?)]
+        }
+        ("supervisor_start_1", R) => {
+            vec![lat(n, raw_side::supervisor_start_1(z.sup_starts).await?)]
+        }
+        ("supervisor_start_1", K) => {
+            vec![lat(n, kameo_side::supervisor_start_1(z.sup_starts).await?)]
+        }
+        ("restart_one_for_one", C) => vec![lat(
+            n,
+            canopy_side::restart(Strategy::OneForOne, 1, z.kills_one).await?,
+        )],
+        ("restart_one_for_all_10", C) => vec![lat(
+            n,
+            canopy_side::restart(Strategy::OneForAll, 10, z.kills_ten).await?,
+        )],
+        ("restart_rest_for_one_10", C) => vec![lat(
+            n,
+            canopy_side::restart(Strategy::RestForOne, 10, z.kills_ten).await?,
+        )],
         ("restart_one_for_one", R) => vec![lat(n, raw_side::restart(false, 1, z.kills_one).await?)],
-        ("restart_one_for_all_10" | "restart_rest_for_one_10", R) => vec![lat(n, raw_side::restart(true, 10, z.kills_ten).await?)],
+        ("restart_one_for_all_10" | "restart_rest_for_one_10", R) => {
+            vec![lat(n, raw_side::restart(true, 10, z.kills_ten).await?)]
+        }
         ("restart_one_for_one", K) => vec![lat(n, kameo_side::restart(0, 1, z.kills_one).await?)],
-        ("restart_one_for_all_10", K) => vec![lat(n, kameo_side::restart(1, 10, z.kills_ten).await?)],
-        ("restart_rest_for_one_10", K) => vec![lat(n, kameo_side::restart(2, 10, z.kills_ten).await?)],
+        ("restart_one_for_all_10", K) => {
+            vec![lat(n, kameo_side::restart(1, 10, z.kills_ten).await?)]
+        }
+        ("restart_rest_for_one_10", K) => {
+            vec![lat(n, kameo_side::restart(2, 10, z.kills_ten).await?)]
+        }
         (_, C | R | K) if n.starts_with("static_") => {
             let (size, policy) = static_params(n)?;
-            let rounds = if size > 1_000 { z.rounds_big } else { z.rounds_1k };
+            let rounds = if size > 1_000 {
+                z.rounds_big
+            } else {
+                z.rounds_1k
+            };
             let start = format!("static_start_{size}");
             let stop = format!("ordered_shutdown_{size}_{}", policy.name());
             let m = match side {
@@ -258,11 +386,15 @@ async fn body(name: String, side: Side, z: Sizes) -> Result<Vec<Metric>, String>
             let size = size_of(n)?;
             let start = format!("dynamic_start_{size}");
             let stop = format!("parallel_shutdown_{size}");
-            pair(&start, &stop, match side {
-                C => canopy_side::dynamic_tree(size, z.rounds_big).await?,
-                R => raw_side::dynamic_tree(size, z.rounds_big).await?,
-                _ => kameo_side::dynamic_tree(size, z.rounds_big).await?,
-            })
+            pair(
+                &start,
+                &stop,
+                match side {
+                    C => canopy_side::dynamic_tree(size, z.rounds_big).await?,
+                    R => raw_side::dynamic_tree(size, z.rounds_big).await?,
+                    _ => kameo_side::dynamic_tree(size, z.rounds_big).await?,
+                },
+            )
         }
         ("ask", C) => {
             let [direct, handle, service] = canopy_side::ask(z.asks, ASK_BATCH).await?;
@@ -277,11 +409,21 @@ async fn body(name: String, side: Side, z: Sizes) -> Result<Vec<Metric>, String>
             // plain call, measured again for each row.
             let mut out = Vec::new();
             for row in ["ask_direct", "ask_handle", "ask_service"] {
-                out.push(Metric::new(row, "ns", false, raw_side::ask(z.asks, ASK_BATCH).await?));
+                out.push(Metric::new(
+                    row,
+                    "ns",
+                    false,
+                    raw_side::ask(z.asks, ASK_BATCH).await?,
+                ));
             }
             out
         }
-        ("ask", K) => vec![Metric::new("ask_direct", "ns", false, kameo_side::ask(z.asks, ASK_BATCH).await?)],
+        ("ask", K) => vec![Metric::new(
+            "ask_direct",
+            "ns",
+            false,
+            kameo_side::ask(z.asks, ASK_BATCH).await?,
+        )],
         ("tell", _) => {
             let per = match side {
                 C => canopy_side::tell(z.tells, TELL_ACTORS).await?,
@@ -329,17 +471,40 @@ async fn rsup(n: &str, z: Sizes) -> Result<Vec<Metric>, String> {
     Ok(match n {
         "start_child_dynamic" => vec![lat(n, rsup_side::start_child_dynamic(z.start_calls).await?)],
         "supervisor_start_1" => vec![lat(n, rsup_side::supervisor_start_1(z.sup_starts).await?)],
-        "restart_one_for_one" => vec![lat(n, rsup_side::restart(St::OneForOne, 1, z.kills_one).await?)],
-        "restart_one_for_all_10" => vec![lat(n, rsup_side::restart(St::OneForAll, 10, z.kills_ten).await?)],
-        "restart_rest_for_one_10" => vec![lat(n, rsup_side::restart(St::RestForOne, 10, z.kills_ten).await?)],
+        "restart_one_for_one" => vec![lat(
+            n,
+            rsup_side::restart(St::OneForOne, 1, z.kills_one).await?,
+        )],
+        "restart_one_for_all_10" => vec![lat(
+            n,
+            rsup_side::restart(St::OneForAll, 10, z.kills_ten).await?,
+        )],
+        "restart_rest_for_one_10" => vec![lat(
+            n,
+            rsup_side::restart(St::RestForOne, 10, z.kills_ten).await?,
+        )],
         _ if n.starts_with("static_") => {
             let (size, policy) = static_params(n)?;
-            let rounds = if size > 1_000 { z.rounds_big } else { z.rounds_1k };
+            let rounds = if size > 1_000 {
+                z.rounds_big
+            } else {
+                z.rounds_1k
+            };
             let (start, kill) = rsup_side::static_tree(size, rounds).await?;
             // Its only way down is a kill: that figure belongs to the brutal-kill row only.
             match policy {
-                Policy::Timeout => vec![Metric::new(&format!("static_start_{size}"), "us/child", false, start)],
-                Policy::Brutal => vec![Metric::new(&format!("ordered_shutdown_{size}_brutal_kill"), "us/child", false, kill)],
+                Policy::Timeout => vec![Metric::new(
+                    &format!("static_start_{size}"),
+                    "us/child",
+                    false,
+                    start,
+                )],
+                Policy::Brutal => vec![Metric::new(
+                    &format!("ordered_shutdown_{size}_brutal_kill"),
+                    "us/child",
+                    false,
+                    kill,
+                )],
                 Policy::Infinity => return Err("ractor-supervisor has no shutdown infinity".into()),
             }
         }

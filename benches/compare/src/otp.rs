@@ -5,6 +5,9 @@ use std::process::{Command, Stdio};
 
 use crate::{Flavor, Metric};
 
+/// What one VM printed: each workload's metrics or its error, in order.
+pub type Results = Vec<(String, Result<Vec<Metric>, String>)>;
+
 /// Compiled OTP modules, ready to run.
 pub struct Otp {
     ebin: PathBuf,
@@ -73,21 +76,17 @@ impl Otp {
             Flavor::TwoWorkers => "2:2",
         };
         let mut cmd = Command::new("erl");
-        cmd.args(["-noshell", "+S", schedulers, "-pa"]).arg(&self.ebin);
+        cmd.args(["-noshell", "+S", schedulers, "-pa"])
+            .arg(&self.ebin);
         cmd
     }
 
-    /// Runs `workloads` in one fresh VM; each workload's metrics, in order.
-    pub fn run(
-        &self,
-        workloads: &[&str],
-        flavor: Flavor,
-        quick: bool,
-    ) -> Result<Vec<(String, Result<Vec<Metric>, String>)>, String> {
+    /// Runs `workloads` in one fresh VM at sizes `mode` (`full`, `quick` or `tiny`); each
+    /// workload's metrics, in order.
+    pub fn run(&self, workloads: &[&str], flavor: Flavor, mode: &str) -> Result<Results, String> {
         let out = self
             .command(flavor)
-            .args(["-run", "canopy_compare", "main"])
-            .arg(if quick { "quick" } else { "full" })
+            .args(["-run", "canopy_compare", "main", mode])
             .args(workloads)
             .stderr(Stdio::inherit())
             .output()
@@ -97,11 +96,13 @@ impl Otp {
 }
 
 /// Reads the VM's `RESULT <workload> <json>` and `ERROR <workload> <reason>` lines.
-pub fn parse_lines(text: &str) -> Result<Vec<(String, Result<Vec<Metric>, String>)>, String> {
+pub fn parse_lines(text: &str) -> Result<Results, String> {
     let mut out = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("RESULT ") {
-            let (name, json) = rest.split_once(' ').ok_or("a RESULT line without metrics")?;
+            let (name, json) = rest
+                .split_once(' ')
+                .ok_or("a RESULT line without metrics")?;
             let metrics: Vec<Metric> =
                 serde_json::from_str(json).map_err(|e| format!("{name}: {e}"))?;
             out.push((name.to_string(), Ok(metrics)));

@@ -7,8 +7,8 @@ use canopy::ractor::{
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::worker::{wait_up, Up, WArgs, WMsg, Worker};
-use crate::{ns, Policy};
+use crate::worker::{kill_first, Up, WArgs, WMsg, Worker};
+use crate::{ns, per_child, Policy};
 
 /// What the parent does when a child exits.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -164,7 +164,9 @@ impl Actor for Parent {
             }
             Stop::Ordered(_) => {
                 for child in state.children.iter().rev() {
-                    let _ = child.stop_and_wait(None, Some(Duration::from_secs(5))).await;
+                    let _ = child
+                        .stop_and_wait(None, Some(Duration::from_secs(5)))
+                        .await;
                 }
             }
             Stop::Parallel => {
@@ -239,20 +241,14 @@ pub async fn restart(all: bool, n: usize, kills: usize) -> Result<Vec<f64>, Stri
         notify: Some(tx),
     })
     .await?;
-    let mut cells: Vec<Option<ActorCell>> = vec![None; n];
-    wait_up(&mut rx, &mut cells).await?;
     let restarted = if all { n } else { 1 };
-    let mut samples = Vec::with_capacity(kills);
-    for _ in 0..kills {
-        let first = cells[0].clone().ok_or("first child is not up")?;
-        let t0 = Instant::now();
-        first.kill();
-        let t1 = wait_up(&mut rx, &mut cells[..restarted]).await?;
-        samples.push(t1.saturating_duration_since(t0).as_nanos() as f64);
+    let samples = kill_first(&mut rx, n, restarted, kills, || async {
         p.call(ParentMsg::Sync, None)
             .await
-            .map_err(|e| e.to_string())?;
-    }
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     let _ = p.stop_and_wait(None, None).await;
     Ok(samples)
 }
@@ -359,11 +355,5 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
     let p = parent(plain(n, Mode::One, Stop::Ordered(Policy::Timeout))).await?;
     let _ = ready.send(());
     term.recv().await;
-    p.stop_and_wait(None, None)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-fn per_child(d: Duration, n: usize) -> f64 {
-    d.as_nanos() as f64 / n as f64 / 1e3
+    p.stop_and_wait(None, None).await.map_err(|e| e.to_string())
 }

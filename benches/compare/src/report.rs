@@ -20,12 +20,17 @@ struct Series {
 #[derive(Clone, Debug, Default)]
 pub struct Collected {
     series: BTreeMap<(String, Flavor, Side), Series>,
+    /// Metric names in the order they were first seen: the run's workload order.
+    order: Vec<String>,
 }
 
 impl Collected {
     /// Adds one process's metrics, from repetition `rep` of `side` on `flavor`.
     pub fn add(&mut self, rep: usize, flavor: Flavor, side: Side, metrics: Vec<Metric>) {
         for m in metrics {
+            if !self.order.contains(&m.name) {
+                self.order.push(m.name.clone());
+            }
             let s = self
                 .series
                 .entry((m.name.clone(), flavor, side))
@@ -41,7 +46,8 @@ impl Collected {
         self.series.is_empty()
     }
 
-    /// One row per (metric, runtime, side), with its ratio to raw ractor's row.
+    /// One row per (metric, runtime, side), with its ratio to raw ractor's row; by runtime, then
+    /// in the order the metrics were first collected.
     ///
     /// ```
     /// use canopy_compare::report::Collected;
@@ -103,12 +109,18 @@ impl Collected {
                 p99,
                 repetitions: rep_medians.len(),
                 samples: s.reps.values().map(Vec::len).sum(),
-                spread: if med > 0.0 { round3((hi - lo) / med) } else { 0.0 },
+                spread: if med > 0.0 {
+                    round3((hi - lo) / med)
+                } else {
+                    0.0
+                },
                 rep_medians,
                 ratio_to_ractor: ratio,
                 ratio_range,
             });
         }
+        let pos = |m: &str| self.order.iter().position(|o| o == m);
+        rows.sort_by_key(|r| (r.flavor, pos(&r.metric)));
         rows
     }
 }
@@ -203,7 +215,9 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 
 fn min_max(v: &[f64]) -> (f64, f64) {
     v.iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| (a.min(x), b.max(x)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &x| {
+            (a.min(x), b.max(x))
+        })
 }
 
 fn round3(x: f64) -> f64 {
@@ -257,7 +271,6 @@ pub fn markdown(report: &Report) -> String {
                 metrics.push(&r.metric);
             }
         }
-        metrics.sort_by_key(|m| metric_order(m));
         for metric in metrics {
             let mut cells = Vec::new();
             for side in &present {
@@ -290,25 +303,6 @@ fn cell(r: &Row) -> String {
     s
 }
 
-/// Rows in the order of the workloads that produce them.
-fn metric_order(metric: &str) -> (usize, String) {
-    let stem = |w: &str| -> bool {
-        let w = w.trim_end_matches("_timeout");
-        metric == w
-            || metric.starts_with(&w.replace("static_", "static_start_"))
-            || metric.starts_with(&w.replace("static_", "ordered_shutdown_"))
-            || metric.starts_with(&w.replace("dynamic_", "dynamic_start_"))
-            || metric.starts_with(&w.replace("dynamic_", "parallel_shutdown_"))
-            || (w == "ask" && metric.starts_with("ask_"))
-            || (w == "tell" && metric.starts_with("tell_"))
-    };
-    let idx = crate::WORKLOADS
-        .iter()
-        .position(|w| stem(w.name))
-        .unwrap_or(usize::MAX);
-    (idx, metric.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,10 +314,30 @@ mod tests {
     #[test]
     fn ratio_median_p99_and_spread() {
         let mut c = Collected::default();
-        c.add(0, Flavor::TwoWorkers, Side::Ractor, m("restart_one_for_one", &[100.0, 100.0, 300.0]));
-        c.add(1, Flavor::TwoWorkers, Side::Ractor, m("restart_one_for_one", &[200.0]));
-        c.add(0, Flavor::TwoWorkers, Side::Canopy, m("restart_one_for_one", &[110.0]));
-        c.add(1, Flavor::TwoWorkers, Side::Canopy, m("restart_one_for_one", &[180.0]));
+        c.add(
+            0,
+            Flavor::TwoWorkers,
+            Side::Ractor,
+            m("restart_one_for_one", &[100.0, 100.0, 300.0]),
+        );
+        c.add(
+            1,
+            Flavor::TwoWorkers,
+            Side::Ractor,
+            m("restart_one_for_one", &[200.0]),
+        );
+        c.add(
+            0,
+            Flavor::TwoWorkers,
+            Side::Canopy,
+            m("restart_one_for_one", &[110.0]),
+        );
+        c.add(
+            1,
+            Flavor::TwoWorkers,
+            Side::Canopy,
+            m("restart_one_for_one", &[180.0]),
+        );
         let rows = c.rows();
         let raw = rows.iter().find(|r| r.side == "ractor").unwrap();
         assert_eq!(raw.rep_medians, vec![100.0, 200.0]);
@@ -341,24 +355,50 @@ mod tests {
     #[test]
     fn a_row_without_raw_ractor_has_no_ratio() {
         let mut c = Collected::default();
-        c.add(0, Flavor::CurrentThread, Side::Otp, m("sigterm_1000", &[5.0]));
+        c.add(
+            0,
+            Flavor::CurrentThread,
+            Side::Otp,
+            m("sigterm_1000", &[5.0]),
+        );
         assert_eq!(c.rows()[0].ratio_to_ractor, None);
     }
 
     #[test]
     fn table_has_a_column_per_side_present_and_a_dash_where_a_side_is_missing() {
         let mut c = Collected::default();
-        c.add(0, Flavor::CurrentThread, Side::Ractor, m("ask_direct", &[400.0]));
-        c.add(0, Flavor::CurrentThread, Side::Kameo, m("ask_direct", &[500.0]));
-        c.add(0, Flavor::CurrentThread, Side::Ractor, m("ask_handle", &[400.0]));
+        c.add(
+            0,
+            Flavor::CurrentThread,
+            Side::Ractor,
+            m("ask_direct", &[400.0]),
+        );
+        c.add(
+            0,
+            Flavor::CurrentThread,
+            Side::Kameo,
+            m("ask_direct", &[500.0]),
+        );
+        c.add(
+            0,
+            Flavor::CurrentThread,
+            Side::Ractor,
+            m("ask_handle", &[400.0]),
+        );
         let report = Report {
             rows: c.rows(),
             ..Report::default()
         };
         let md = markdown(&report);
         assert!(md.contains("| row | ractor | kameo |"), "{md}");
-        assert!(md.contains("| ask_direct | 400 ns (p99 400 ns) | 500 ns (p99 500 ns) **1.25×** |"), "{md}");
-        assert!(md.contains("| ask_handle | 400 ns (p99 400 ns) | – |"), "{md}");
+        assert!(
+            md.contains("| ask_direct | 400 ns (p99 400 ns) | 500 ns (p99 500 ns) **1.25×** |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| ask_handle | 400 ns (p99 400 ns) | – |"),
+            "{md}"
+        );
         assert!(!md.contains("2t"), "{md}");
     }
 

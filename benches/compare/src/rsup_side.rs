@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 
 use canopy::ractor::{call_t, ActorCell, ActorRef};
 use ractor_supervisor::{
-    ChildSpec, DynamicSupervisor, DynamicSupervisorMsg, DynamicSupervisorOptions, Restart,
-    SpawnFn, Supervisor, SupervisorArguments, SupervisorMsg, SupervisorOptions,
-    SupervisorStrategy,
+    ChildSpec, DynamicSupervisor, DynamicSupervisorMsg, DynamicSupervisorOptions, Restart, SpawnFn,
+    Supervisor, SupervisorArguments, SupervisorMsg, SupervisorOptions, SupervisorStrategy,
 };
 use tokio::sync::mpsc;
 
-use crate::worker::{wait_n, wait_up, Alive, WArgs, Worker};
-use crate::ns;
+use crate::worker::{kill_first, wait_n, Alive, WArgs, Worker};
+use crate::{ns, per_child};
 
 static NAMES: AtomicU64 = AtomicU64::new(0);
 
@@ -135,18 +134,13 @@ pub async fn restart(
     let (tx, mut rx) = mpsc::unbounded_channel();
     let sup = start_static(n, strategy, |i| WArgs::new(i, Some(tx.clone()))).await?;
     drop(tx);
-    let mut cells: Vec<Option<ActorCell>> = vec![None; n];
-    wait_up(&mut rx, &mut cells).await?;
     let restarted = if one { 1 } else { n };
-    let mut samples = Vec::with_capacity(kills);
-    for _ in 0..kills {
-        let first = cells[0].clone().ok_or("first child is not up")?;
-        let t0 = Instant::now();
-        first.kill();
-        let t1 = wait_up(&mut rx, &mut cells[..restarted]).await?;
-        samples.push(t1.saturating_duration_since(t0).as_nanos() as f64);
-        call_t!(sup, SupervisorMsg::InspectState, 30_000).map_err(|e| e.to_string())?;
-    }
+    let samples = kill_first(&mut rx, n, restarted, kills, || async {
+        call_t!(sup, SupervisorMsg::InspectState, 30_000)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .await?;
     let _ = sup.kill_and_wait(None).await;
     Ok(samples)
 }
@@ -171,8 +165,8 @@ pub async fn static_tree(n: usize, rounds: usize) -> Result<(Vec<f64>, Vec<f64>)
         tokio::time::timeout(crate::STUCK, alive.none_left())
             .await
             .map_err(|_| "children outlived the kill".to_string())?;
-        start.push((t1 - t0).as_nanos() as f64 / n as f64 / 1e3);
-        stop.push(t1.elapsed().as_nanos() as f64 / n as f64 / 1e3);
+        start.push(per_child(t1 - t0, n));
+        stop.push(per_child(t1.elapsed(), n));
     }
     Ok((start, stop))
 }
@@ -187,7 +181,7 @@ pub async fn dynamic_start(n: usize, rounds: usize) -> Result<Vec<f64>, String> 
         for _ in 0..n {
             spawn_dynamic(&sup, WArgs::default()).await?;
         }
-        start.push(t0.elapsed().as_nanos() as f64 / n as f64 / 1e3);
+        start.push(per_child(t0.elapsed(), n));
         let _ = sup.kill_and_wait(None).await;
     }
     Ok(start)

@@ -1,6 +1,7 @@
 //! The child every ractor-based side (canopy, raw ractor, ractor-supervisor) runs: the same actor,
 //! so that the sides differ only in what supervises it.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -150,4 +151,33 @@ pub async fn wait_n(rx: &mut mpsc::UnboundedReceiver<Up>, n: usize) -> Result<()
             .ok_or("every notifier dropped")?;
     }
     Ok(())
+}
+
+/// The restart workload's loop, the same for every ractor-based side: waits for the `n` children
+/// to come up, then `kills` times kills the first one and times until `restarted` children have
+/// come up again (the Erlang method: T0 just before the kill, T1 the latest `pre_start`), with a
+/// round trip to the supervisor (`sync`) after each, so that every kill finds it idle.
+pub async fn kill_first<S, F>(
+    rx: &mut mpsc::UnboundedReceiver<Up>,
+    n: usize,
+    restarted: usize,
+    kills: usize,
+    mut sync: S,
+) -> Result<Vec<f64>, String>
+where
+    S: FnMut() -> F,
+    F: Future<Output = Result<(), String>>,
+{
+    let mut cells: Vec<Option<ActorCell>> = vec![None; n];
+    wait_up(rx, &mut cells).await?;
+    let mut samples = Vec::with_capacity(kills);
+    for _ in 0..kills {
+        let first = cells[0].clone().ok_or("first child is not up")?;
+        let t0 = Instant::now();
+        first.kill();
+        let t1 = wait_up(rx, &mut cells[..restarted]).await?;
+        samples.push(t1.saturating_duration_since(t0).as_nanos() as f64);
+        sync().await?;
+    }
+    Ok(samples)
 }
