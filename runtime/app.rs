@@ -55,8 +55,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
-use ractor::ActorCell;
 use ractor::{Actor, ActorProcessingErr, ActorRef, SupervisionEvent};
+use ractor::{ActorCell, ActorStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -767,7 +767,8 @@ async fn next_signal(rx: &mut mpsc::UnboundedReceiver<Trigger>) -> &'static str 
 /// Kills the whole tree at once (the deadline ran out, or a second signal came). Every child still
 /// running is recorded as killed in its supervisor's state and logged by path, as a `child stopped`
 /// line with reason `killed` like any other stop, before anything is killed: once the kill is sent
-/// no supervisor runs again to say it.
+/// no supervisor runs again to say it. A child stuck in its stop (its `post_stop`, a drain), which
+/// is what a deadline is usually about, is killed as well.
 fn kill_tree(root: &ActorCell, why: &'static str) {
     let left = introspect::record_tree_killed(root);
     tracing::error!(target: T, running = left.len(), cause = why, "killing the tree");
@@ -781,6 +782,14 @@ fn kill_tree(root: &ActorCell, why: &'static str) {
         );
     }
     root.kill();
+    // ractor's kill of the root goes down to every actor that is running; one already stopping
+    // is passed over and would outlive the tree. Only those are killed here: a running child
+    // killed directly could be restarted by its supervisor before that supervisor's own kill.
+    for child in &left {
+        if child.cell.get_status() >= ActorStatus::Draining {
+            child.cell.kill();
+        }
+    }
 }
 
 fn root_gave_up(reason: &ExitReason) -> bool {

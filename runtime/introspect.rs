@@ -270,6 +270,44 @@ pub(crate) fn record_tree_killed(root: &ActorCell) -> Vec<RunningChild> {
     left
 }
 
+/// Kills what survived the kill of a supervisor below it, and returns it by path.
+/// ractor's kill of a supervisor reaches the children that are running, not those already
+/// stopping (in `post_stop`, or draining): those would outlive it, unlinked, where no supervisor
+/// sees them, for as long as their stop takes, forever for one stuck in it. Followed through the
+/// killed supervisors' own entries (which stay published after a kill), not by path, so a newer
+/// incarnation at the same path is never touched.
+pub(crate) fn kill_left_below(sup: &ActorCell) -> Vec<RunningChild> {
+    let mut left = Vec::new();
+    let mut pending = vec![sup.get_id()];
+    while let Some(id) = pending.pop() {
+        let Some(n) = node(&id) else {
+            continue;
+        };
+        for child in n.children.which_children().into_iter().rev() {
+            let Some(cell) = child.status.pid() else {
+                continue;
+            };
+            if child.kind == ChildKind::Supervisor {
+                pending.push(cell.get_id());
+            }
+            // A running one got ractor's kill with its supervisor; a stopped one is gone.
+            if !matches!(
+                cell.get_status(),
+                ActorStatus::Draining | ActorStatus::Stopping
+            ) {
+                continue;
+            }
+            cell.kill();
+            left.push(RunningChild {
+                path: format!("{}/{}", n.path, child.id),
+                kind: child.kind,
+                cell: cell.clone(),
+            });
+        }
+    }
+    left
+}
+
 /// Every running child below the supervisor `root`, depth first in start order (a supervisor
 /// before its own children).
 pub fn running(root: &ActorCell) -> Vec<RunningChild> {

@@ -582,6 +582,18 @@ impl<B: Behaviour> Actor for Shell<B> {
         let Some((cell, reason)) = ExitReason::from_event(&event) else {
             return Ok(());
         };
+        if reason == ExitReason::Killed && is_supervisor(cell) {
+            // Its children that were already stopping survived the kill; they go with it.
+            for orphan in introspect::kill_left_below(cell) {
+                tracing::warn!(
+                    target: T,
+                    path = %orphan.path,
+                    reason = "killed",
+                    cause = "its supervisor was killed",
+                    "child stopped"
+                );
+            }
+        }
         if state.exiting {
             // Every child was stopped before the decision to exit: this is a stranger's.
             return Ok(());
