@@ -9,6 +9,8 @@
 //! incarnation's start and end in one log (`support::Life`), messages write their own fate
 //! (`support::Ticket`), and the test waits on those, never on the clock.
 
+#[path = "support/capture.rs"]
+mod capture;
 #[path = "stress/support.rs"]
 mod support;
 
@@ -200,14 +202,7 @@ fn a_stop_in_a_storm_and_in_a_one_for_all_round_ends_every_incarnation_once_in_o
         let token = handle.shutdown_token();
         let (status, storm_sent) = {
             let run = tokio::spawn(app.run());
-            log.until("every worker started", |e| {
-                (e.iter()
-                    .filter(|e| matches!(e, Event::Start { .. }))
-                    .count()
-                    >= workers)
-                    .then_some(())
-            })
-            .await;
+            log.until_starts(workers).await;
             support::until_ready(&handle.health()).await;
             for (_, worker) in log.current() {
                 after.saw(worker.get_cell());
@@ -235,14 +230,7 @@ fn a_stop_in_a_storm_and_in_a_one_for_all_round_ends_every_incarnation_once_in_o
                 }
                 sent
             });
-            log.until("the storm is under way", |e| {
-                (e.iter()
-                    .filter(|e| matches!(e, Event::End { crashed: true, .. }))
-                    .count()
-                    >= crashes)
-                    .then_some(())
-            })
-            .await;
+            log.until_crashes(crashes).await;
 
             // A one_for_all round held in w2's start; the stop is triggered while it is held.
             gate.arm();
@@ -330,14 +318,7 @@ fn producers_casting_to_draining_workers_through_sigterm_lose_nothing() {
         let mut own = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .expect("a SIGTERM listener");
         let run = tokio::spawn(app.run());
-        log.until("every worker started", |e| {
-            (e.iter()
-                .filter(|e| matches!(e, Event::Start { .. }))
-                .count()
-                >= workers)
-                .then_some(())
-        })
-        .await;
+        log.until_starts(workers).await;
         support::until_ready(&handle.health()).await;
         let current = log.current();
         let pool_ref = supervisor_of(&current[0].1);
@@ -511,14 +492,7 @@ fn a_nested_supervisor_killed_mid_teardown_does_not_hang_its_parent() {
         let handle = app.handle();
         let run = tokio::spawn(app.run());
         let stuck_cell = stuck_rx.recv().await.expect("stuck started");
-        log.until("every worker started", |e| {
-            (e.iter()
-                .filter(|e| matches!(e, Event::Start { .. }))
-                .count()
-                >= 4)
-                .then_some(())
-        })
-        .await;
+        log.until_starts(4).await;
         support::until_ready(&handle.health()).await;
         let mid_cell = stuck_cell.try_get_supervisor().expect("mid");
         after.saw(stuck_cell.clone());
@@ -639,15 +613,6 @@ fn handle_load_through_restarts_loses_only_what_a_crashed_incarnation_had_accept
                 }
             }));
         }
-        let crashed = |n: usize| {
-            move |e: &[Event]| {
-                (e.iter()
-                    .filter(|e| matches!(e, Event::End { crashed: true, .. }))
-                    .count()
-                    >= n)
-                    .then_some(())
-            }
-        };
         for k in 0..crashes {
             ledger.until_handled(ledger.handled_count() + between).await;
             handle
@@ -655,7 +620,7 @@ fn handle_load_through_restarts_loses_only_what_a_crashed_incarnation_had_accept
                 .await
                 .expect("the crash is accepted");
             // The next crash goes to the next incarnation, not behind this one in its mailbox.
-            log.until("the crash", crashed(k + 1)).await;
+            log.until_crashes(k + 1).await;
         }
         ledger.until_handled(ledger.handled_count() + between).await;
         stop.store(true, Ordering::SeqCst);

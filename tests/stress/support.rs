@@ -12,6 +12,8 @@ use canopy::ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef};
 use parking_lot::Mutex;
 use tokio::sync::{watch, Notify};
 
+use crate::capture::{Capture, Logged};
+
 /// The longest any wait for a handshake may take before the test fails: a bound against hanging,
 /// never what orders anything.
 pub const WAIT: Duration = Duration::from_secs(60);
@@ -31,7 +33,7 @@ pub fn serial<F: std::future::Future>(test: impl FnOnce(Arc<Aftermath>) -> F) ->
     // A test that failed poisons nothing: parking_lot's mutex has no poisoning.
     let _one = LOCK.lock();
     capture(); // installed before the first runtime, so every thread reports into it
-    logged().lock().clear();
+    logged().clear();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -235,82 +237,32 @@ async fn warm_up() {
 // ---------------------------------------------------------------------------------------------
 // Capturing canopy's reports
 
-/// One report of canopy's: its message and its fields as text.
-#[derive(Debug, Clone)]
-pub struct Logged {
-    pub message: String,
-    pub fields: Vec<(String, String)>,
+fn capture_of_process() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+    CAPTURE.get_or_init(Capture::default)
 }
 
-impl Logged {
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-fn logged() -> &'static Mutex<Vec<Logged>> {
-    static LOGGED: Mutex<Vec<Logged>> = Mutex::new(Vec::new());
-    &LOGGED
+fn logged() -> &'static Capture {
+    capture_of_process()
 }
 
 /// Every report at WARN or above under canopy's targets since this test began.
 pub fn reports() -> Vec<Logged> {
-    logged().lock().clone()
+    capture_of_process().events()
 }
 
-struct Capture;
-
-struct Fields<'a>(&'a mut Logged);
-
-impl tracing::field::Visit for Fields<'_> {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            self.0.message = text;
-        } else {
-            self.0.fields.push((field.name().to_string(), text));
-        }
-    }
-
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.0.message = value.to_string();
-        } else {
-            self.0
-                .fields
-                .push((field.name().to_string(), value.to_string()));
-        }
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
-    fn enabled(
-        &self,
-        meta: &tracing::Metadata<'_>,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) -> bool {
-        meta.target().starts_with("canopy") && *meta.level() <= tracing::Level::WARN
-    }
-
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        let mut one = Logged {
-            message: String::new(),
-            fields: Vec::new(),
-        };
-        event.record(&mut Fields(&mut one));
-        logged().lock().push(one);
-    }
-}
-
-/// Installs the capture as the process's subscriber, once: actors report from every thread.
+/// Installs the capture as the process's subscriber, once: actors report from every thread. Only
+/// canopy's warnings and errors are kept; a storm's debug lines would cost more than the storm.
 fn capture() {
     static ONCE: OnceLock<()> = OnceLock::new();
     ONCE.get_or_init(|| {
         use tracing_subscriber::layer::SubscriberExt;
-        let subscriber = tracing_subscriber::registry().with(Capture);
+        use tracing_subscriber::Layer;
+        let kept = tracing_subscriber::filter::filter_fn(|meta| {
+            meta.target().starts_with("canopy") && *meta.level() <= tracing::Level::WARN
+        });
+        let subscriber =
+            tracing_subscriber::registry().with(capture_of_process().clone().with_filter(kept));
         tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
     });
 }
@@ -373,6 +325,32 @@ impl Log {
 
     pub fn current_of(&self, slot: &str) -> Option<ActorRef<Msg>> {
         self.inner.current.lock().get(slot).cloned()
+    }
+
+    /// Waits until at least `n` incarnations have started, all told.
+    pub async fn until_starts(&self, n: usize) {
+        let what = format!("{n} starts");
+        self.until(&what, |e| {
+            (e.iter()
+                .filter(|e| matches!(e, Event::Start { .. }))
+                .count()
+                >= n)
+                .then_some(())
+        })
+        .await
+    }
+
+    /// Waits until at least `n` incarnations have crashed, all told.
+    pub async fn until_crashes(&self, n: usize) {
+        let what = format!("{n} crashes");
+        self.until(&what, |e| {
+            let crashes = e
+                .iter()
+                .filter(|e| matches!(e, Event::End { crashed: true, .. }))
+                .count();
+            (crashes >= n).then_some(())
+        })
+        .await
     }
 
     /// Waits until `probe` on the events gives a value, re-checking after each new event.

@@ -41,6 +41,11 @@ impl Capture {
         self.0.lock().clone()
     }
 
+    /// Forgets what was captured so far.
+    pub fn clear(&self) {
+        self.0.lock().clear();
+    }
+
     /// The events with this message.
     pub fn with_message(&self, message: &str) -> Vec<Logged> {
         self.0
