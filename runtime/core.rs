@@ -549,6 +549,21 @@ pub struct Core<P> {
     /// child deleted and added again under the same id cannot take its predecessor's retry for its
     /// own.
     generations: u64,
+    /// Children a restart round stopped whose own exit reason has not arrived yet, by the process
+    /// that was stopped (see [`Core::terminated_later`]).
+    awaited: HashMap<P, AwaitedExit>,
+}
+
+/// A child stopped by a restart round, waiting for its real exit reason: what is needed to record
+/// and report it once it comes, even if the child was removed meanwhile (a temporary one).
+#[derive(Debug)]
+pub(crate) struct AwaitedExit {
+    pub(crate) id: String,
+    restart: Restart,
+    pub(crate) shutdown: Shutdown,
+    /// What the shell saw when the child was gone, used if the real reason never comes.
+    pub(crate) seen: Option<ExitReason>,
+    at: Option<Instant>,
 }
 
 impl<P: Pid> Core<P> {
@@ -571,6 +586,7 @@ impl<P: Pid> Core<P> {
             jitter: Jitter::from_entropy(),
             clock: None,
             generations: 0,
+            awaited: HashMap::new(),
         })
     }
 
@@ -829,6 +845,77 @@ impl<P: Pid> Core<P> {
         // A temporary child the supervisor stopped is gone for good (OTP's temporary_bystander).
         child.stop_or_remove();
         self.next()
+    }
+
+    /// True while a restart round runs: the shell may stop its children without waiting for their
+    /// exit events and hand their reasons in afterwards ([`Core::terminated_later`]).
+    pub(crate) fn in_restart_round(&self) -> bool {
+        matches!(self.op_kind(), Some(OpKind::Restart { .. }))
+    }
+
+    /// The result of the last [`Command::Terminate`] of a restart round when the child is gone but
+    /// its own exit reason has not been seen yet: the round goes on, and the reason is recorded and
+    /// reported when it comes, through [`Core::stopped_with`]. `seen` (what the shell saw: `shutdown`,
+    /// `killed`, or `None` for a child already gone) stands in for it if it never comes
+    /// ([`Core::settle_stopped`]).
+    pub(crate) fn terminated_later(&mut self, seen: Option<ExitReason>) -> Command<P> {
+        let Some(Step::Terminate(idx)) = self.op.as_mut().and_then(|op| op.current.take()) else {
+            debug_assert!(false, "terminated_later() without a Terminate in progress");
+            return Command::Done(Outcome::Idle { retry: None });
+        };
+        let child = &mut self.children[idx];
+        if let State::Running(pid) = &child.state {
+            self.pids.remove(pid);
+            self.awaited.insert(
+                pid.clone(),
+                AwaitedExit {
+                    id: child.spec.id.clone(),
+                    restart: child.spec.restart,
+                    shutdown: child.spec.get_shutdown(),
+                    seen,
+                    at: self.clock,
+                },
+            );
+        }
+        child.stop_or_remove();
+        self.next()
+    }
+
+    /// The real exit reason of `pid`, a child a restart round stopped with
+    /// [`Core::terminated_later`]: recorded as the child's last exit (if it is still there), and a
+    /// `shutdown_error` report if it is not the reason its policy expects. `None` if `pid` was not
+    /// awaited (it is then an ordinary exit, for [`Core::child_exited`]).
+    pub(crate) fn stopped_with(&mut self, pid: &P, reason: ExitReason) -> Option<AwaitedExit> {
+        let awaited = self.awaited.remove(pid)?;
+        self.record_stop(&awaited, reason);
+        Some(awaited)
+    }
+
+    /// Records every child still awaited with what the shell saw, since its exit event will not come
+    /// (it had unlinked itself, or the supervisor is stopping): the shell calls this once every event
+    /// already queued has been handled.
+    pub(crate) fn settle_stopped(&mut self) -> Vec<AwaitedExit> {
+        let settled: Vec<AwaitedExit> = self.awaited.drain().map(|(_, a)| a).collect();
+        for awaited in &settled {
+            if let Some(reason) = awaited.seen.clone() {
+                self.record_stop(awaited, reason);
+            }
+        }
+        settled
+    }
+
+    fn record_stop(&mut self, awaited: &AwaitedExit, reason: ExitReason) {
+        if !shutdown_went_as_planned(awaited.restart, awaited.shutdown, &reason) {
+            self.reports.push(Report::ShutdownError {
+                id: awaited.id.clone(),
+                reason: reason.clone(),
+            });
+        }
+        if let Some(idx) = self.find(&awaited.id) {
+            let child = &mut self.children[idx];
+            child.last_exit = Some(reason);
+            child.last_exit_at = awaited.at;
+        }
     }
 
     // ---------------------------------------------------------------------------------------------

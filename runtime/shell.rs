@@ -37,8 +37,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use ractor::concurrency::JoinHandle;
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SpawnErr,
-    SupervisionEvent,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, MessagingErr,
+    RpcReplyPort, SpawnErr, SupervisionEvent,
 };
 
 use crate::core::{ChildCounts, ChildError, ChildInfo, Report, StartFailure};
@@ -169,6 +169,25 @@ pub(crate) trait Behaviour: Send + Sync + Sized + 'static {
     fn terminated(&self, reason: Option<ExitReason>) -> Cmd<Self::Job>;
     /// The results of the last stop of many, in order.
     fn terminated_all(&self, reasons: Vec<Option<ExitReason>>) -> Cmd<Self::Job>;
+    /// True if the operation in progress is a restart round, whose children are stopped inline
+    /// (see [`State::stop_in_round`]).
+    fn stops_inline(&self) -> bool {
+        false
+    }
+    /// The last single stop of a restart round is over; the child's real reason comes later, through
+    /// `stopped_with`, and `seen` stands in for it if it never does.
+    fn terminated_later(&self, seen: Option<ExitReason>) -> Cmd<Self::Job> {
+        self.terminated(seen)
+    }
+    /// The real exit reason of a child a restart round stopped: recorded and reported. `None` if
+    /// `pid` is not such a child.
+    fn stopped_with(&self, _pid: &ActorCell, _reason: &ExitReason) -> Option<(String, Shutdown)> {
+        None
+    }
+    /// The children of past rounds whose exit events never came, recorded with what was seen.
+    fn settle_stopped(&self) -> Vec<(String, Shutdown, Option<ExitReason>)> {
+        Vec::new()
+    }
     /// A child management call.
     fn api(&self, call: Api) -> Cmd<Self::Job>;
     /// A question about the children.
@@ -245,6 +264,10 @@ pub(crate) struct State<B: Behaviour> {
     /// the supervisor stops.
     retries: HashMap<RetryKey, (u64, Timer)>,
     kill: KillTimer,
+    /// The grace timer of the stops a restart round makes inline, reused from child to child.
+    round_timer: shutdown::ShutdownTimer,
+    /// A restart round stopped children whose exit events are still to be read.
+    awaiting_exits: bool,
     /// Set once the supervisor has decided to exit: nothing queued behind that is acted on.
     exiting: bool,
 }
@@ -529,6 +552,8 @@ impl<B: Behaviour> Actor for Shell<B> {
             deferred: VecDeque::new(),
             retries: HashMap::new(),
             kill: KillTimer::default(),
+            round_timer: shutdown::ShutdownTimer::default(),
+            awaiting_exits: false,
             exiting: false,
         };
         state.b.tick(now());
@@ -553,6 +578,11 @@ impl<B: Behaviour> Actor for Shell<B> {
         SupervisorMsg(request): SupervisorMsg,
         state: &mut State<B>,
     ) -> Result<(), ActorProcessingErr> {
+        if state.awaiting_exits {
+            // ractor hands a supervisor its queued exit events before any message: whatever a
+            // past round still awaits will never come.
+            state.settle_stopped();
+        }
         match request {
             // These two belong to the operation in progress and are never deferred.
             Request::KillDue(generation) => state.kill_due(&myself, generation),
@@ -594,6 +624,13 @@ impl<B: Behaviour> Actor for Shell<B> {
                 );
             }
         }
+        if state.awaiting_exits {
+            if let Some((id, shutdown)) = state.b.stopped_with(cell, &reason) {
+                log_stop(&state.node.path, &id, shutdown, Some(&reason));
+                state.log_reports();
+                return Ok(());
+            }
+        }
         if state.exiting {
             // Every child was stopped before the decision to exit: this is a stranger's.
             return Ok(());
@@ -618,6 +655,9 @@ impl<B: Behaviour> Actor for Shell<B> {
     ) -> Result<(), ActorProcessingErr> {
         state.cancel_retries();
         state.kill.cancel();
+        if state.awaiting_exits {
+            state.settle_stopped();
+        }
         // Calls still queued get no answer: their callers see the supervisor down.
         state.deferred.clear();
         state.op = None;
@@ -749,6 +789,8 @@ impl<B: Behaviour> State<B> {
                     if let Some(reason) = self.take_deferred_exit(&pid) {
                         log_stop(&self.node.path, &id, shutdown, Some(&reason));
                         self.b.terminated(Some(reason))
+                    } else if self.b.stops_inline() {
+                        self.stop_in_round(&sup, &id, &pid, shutdown).await
                     } else {
                         signal(&pid, shutdown);
                         if !linked_to(&pid, &sup) {
@@ -812,6 +854,47 @@ impl<B: Behaviour> State<B> {
                     return;
                 }
             };
+        }
+    }
+
+    /// Stops one child of a restart round without going back to the actor's loop: signal it, wait
+    /// on its cell within its policy's grace, and read its own exit reason later. Suspending for
+    /// the exit event instead would cost a trip through ractor's loop per stopped child, most of a
+    /// 10-child round's cost over raw ractor. The reason is not lost: ractor queues the child's exit
+    /// event before it marks the cell stopped, and hands a supervisor its queued exit events before
+    /// any message, so every reason arrives (to `stopped_with`) before anyone can ask about it.
+    async fn stop_in_round(
+        &mut self,
+        sup: &ActorCell,
+        id: &str,
+        pid: &ActorCell,
+        shutdown: Shutdown,
+    ) -> Cmd<B::Job> {
+        // A running child that unlinked itself sends us no event: what we see is all we get. One
+        // already stopping or gone did send it (ractor unlinks after sending).
+        let event_comes = linked_to(pid, sup) || pid.get_status() >= ActorStatus::Stopping;
+        let seen = shutdown::terminate_timed(pid, shutdown, &mut self.round_timer).await;
+        if event_comes {
+            self.awaiting_exits = true;
+            self.b.terminated_later(seen)
+        } else {
+            log_stop(&self.node.path, id, shutdown, seen.as_ref());
+            self.b.terminated(seen)
+        }
+    }
+
+    /// Records what was seen for every child of a past round whose exit event never came.
+    fn settle_stopped(&mut self) {
+        self.awaiting_exits = false;
+        for (id, shutdown, seen) in self.b.settle_stopped() {
+            log_stop(&self.node.path, &id, shutdown, seen.as_ref());
+        }
+        self.log_reports();
+    }
+
+    fn log_reports(&self) {
+        for report in self.b.take_reports() {
+            log_report(&self.node.path, &report);
         }
     }
 
@@ -918,9 +1001,7 @@ impl<B: Behaviour> State<B> {
     /// An operation is over: logs its reports, then replies, queues its retry or exits.
     fn finish(&mut self, myself: &ActorRef<SupervisorMsg>, done: Done, then: Then) {
         self.node.changed();
-        for report in self.b.take_reports() {
-            log_report(&self.node.path, &report);
-        }
+        self.log_reports();
         let done = match then {
             Then::Reply(reply) => {
                 let result = match done {

@@ -48,7 +48,7 @@ use crate::shell::{
     self, AnySupervisorRef, Api, Behaviour, Cmd, Done, Init, Query, RetryAt, RetryKey, StartError,
     StartedChild,
 };
-use crate::spec::{BoxError, ChildKind, ChildSpec, Start, SupervisorSpec};
+use crate::spec::{BoxError, ChildKind, ChildSpec, Shutdown, Start, SupervisorSpec};
 
 /// An init function: decides the supervisor's spec when it starts (and at every restart when it is a
 /// child). `Ok(None)` is OTP's `ignore`: the supervisor does not start.
@@ -162,6 +162,30 @@ impl Behaviour for Static {
 
     fn terminated(&self, reason: Option<ExitReason>) -> Cmd<Self::Job> {
         cmd(self.core.lock().terminated(reason))
+    }
+
+    fn stops_inline(&self) -> bool {
+        self.core.lock().in_restart_round()
+    }
+
+    fn terminated_later(&self, seen: Option<ExitReason>) -> Cmd<Self::Job> {
+        cmd(self.core.lock().terminated_later(seen))
+    }
+
+    fn stopped_with(&self, pid: &ActorCell, reason: &ExitReason) -> Option<(String, Shutdown)> {
+        self.core
+            .lock()
+            .stopped_with(pid, reason.clone())
+            .map(|a| (a.id, a.shutdown))
+    }
+
+    fn settle_stopped(&self) -> Vec<(String, Shutdown, Option<ExitReason>)> {
+        self.core
+            .lock()
+            .settle_stopped()
+            .into_iter()
+            .map(|a| (a.id, a.shutdown, a.seen))
+            .collect()
     }
 
     fn terminated_all(&self, _reasons: Vec<Option<ExitReason>>) -> Cmd<Self::Job> {

@@ -257,6 +257,65 @@ async fn an_exit_just_before_the_stop_keeps_its_reason() {
     sup.shutdown().await;
 }
 
+/// A sibling that a one_for_all or rest_for_one round stops, and whose `post_stop` fails: the
+/// failure is what is recorded as its last exit, logged in `child stopped` and reported as
+/// `shutdown_error` (the round stops it without waiting for its exit event, and reads the reason
+/// from that event afterwards).
+#[tokio::test]
+async fn a_round_records_a_failing_post_stop() {
+    for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
+        let (log, _guard) = Capture::install();
+        let (up, mut ups) = mpsc::unbounded_channel();
+        let a = Child::new(OnStop::Clean, &up);
+        let b = Child::new(OnStop::Fail, &up);
+        let c = Child::new(OnStop::Clean, &up);
+        let sup = Supervisor::start(
+            SupervisorSpec::new(strategy)
+                .restart_intensity(10, Duration::from_secs(60))
+                .child(spec("a", &a))
+                .child(spec("b", &b))
+                .child(spec("c", &c)),
+        )
+        .await
+        .unwrap();
+        let a_ref = ups.recv().await.unwrap();
+        ups.recv().await.unwrap();
+        ups.recv().await.unwrap();
+
+        a_ref
+            .cast(Msg::Exit(ExitReason::Error("a crashed".into())))
+            .unwrap();
+        // The round restarts all three (a is first, so rest_for_one takes them all too).
+        for _ in 0..3 {
+            ups.recv().await.unwrap();
+        }
+        let info = sup.which_child("b").await.unwrap();
+        assert!(
+            matches!(&info.last_exit, Some(ExitReason::Error(text)) if text.contains("flush failed")),
+            "{strategy:?}: last_exit = {:?}",
+            info.last_exit
+        );
+        assert_eq!(info.restarts, 1, "{strategy:?}");
+        let stopped = log.about("child stopped", "b");
+        assert_eq!(stopped.len(), 1, "{strategy:?}: {stopped:?}");
+        assert!(stopped[0].get("reason").unwrap().contains("flush failed"));
+        let reports = log.about("shutdown_error", "b");
+        assert_eq!(reports.len(), 1, "{strategy:?}: {:?}", log.events());
+        assert!(reports[0].get("reason").unwrap().contains("flush failed"));
+        // The clean sibling is recorded as shutdown, and not reported.
+        assert_eq!(
+            sup.which_child("c").await.unwrap().last_exit,
+            Some(ExitReason::Shutdown)
+        );
+        assert!(log.about("shutdown_error", "c").is_empty(), "{strategy:?}");
+        assert_eq!(
+            log.about("child stopped", "c")[0].get("reason"),
+            Some("shutdown")
+        );
+        sup.shutdown().await;
+    }
+}
+
 /// A child that ignores its stop past its timeout is killed, and recorded as `killed`.
 #[tokio::test(start_paused = true)]
 async fn killed_after_the_timeout_is_killed() {

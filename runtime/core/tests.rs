@@ -2239,3 +2239,119 @@ fn a_child_stopped_by_a_round_it_will_restart_shows_as_restarting() {
     ));
     assert_eq!(core.which_child("b").unwrap().status, ChildStatus::Stopped);
 }
+
+// -------------------------------------------------------------------------------------------------
+// A restart round's stops, with reasons read afterwards (the shell's inline stops)
+
+/// Drives a one_for_all round over `a` (crashed, pid 1), `b` (pid 2) and temporary `t` (pid 3),
+/// answering b's and t's stops with `terminated_later(seen)`; ends with b restarted as 5.
+fn round_with_later_reasons(seen: Option<ExitReason>) -> Core<u64> {
+    let spec = sup(
+        Strategy::OneForAll,
+        [permanent("a"), permanent("b"), temporary("t")],
+    );
+    let mut core: Core<u64> = Core::new(&spec).unwrap();
+    let t0 = Instant::now();
+    core.init();
+    core.started(Ok(Some(1)));
+    core.started(Ok(Some(2)));
+    core.started(Ok(Some(3)));
+    let cmd = core.child_exited(&1, ExitReason::Error("crash".into()), t0);
+    let Some(Command::Terminate { pid: 3, .. }) = cmd else {
+        panic!("{cmd:?}")
+    };
+    assert!(core.in_restart_round());
+    let Command::Terminate { pid: 2, .. } = core.terminated_later(seen.clone()) else {
+        panic!("b is stopped next")
+    };
+    let Command::Start { spec } = core.terminated_later(seen) else {
+        panic!("a is started next")
+    };
+    assert_eq!(spec.id(), "a");
+    let Command::Start { spec } = core.started(Ok(Some(4))) else {
+        panic!("b is started next")
+    };
+    assert_eq!(spec.id(), "b");
+    assert!(matches!(
+        core.started(Ok(Some(5))),
+        Command::Done(Outcome::Idle { retry: None })
+    ));
+    assert!(!core.in_restart_round());
+    core
+}
+
+/// The real reason handed in after the round is b's last exit, and a `shutdown_error` when it is
+/// not what its policy expects; a temporary child removed by the round is still reported. An exit
+/// of a process that was not awaited is not taken.
+#[test]
+fn a_round_reason_comes_after_the_round() {
+    let mut core = round_with_later_reasons(Some(ExitReason::Shutdown));
+    core.take_reports();
+    assert_eq!(core.which_child("b").unwrap().last_exit, None);
+    let boom = ExitReason::Error("flush failed".into());
+    let b = core.stopped_with(&2, boom.clone()).unwrap();
+    assert_eq!(
+        (b.id.as_str(), b.shutdown),
+        ("b", permanent("b").get_shutdown())
+    );
+    assert_eq!(core.which_child("b").unwrap().last_exit, Some(boom.clone()));
+    let t = core.stopped_with(&3, boom.clone()).unwrap();
+    assert_eq!(t.id, "t");
+    assert!(core.which_child("t").is_none());
+    assert_eq!(
+        core.take_reports(),
+        vec![
+            Report::ShutdownError {
+                id: "b".into(),
+                reason: boom.clone()
+            },
+            Report::ShutdownError {
+                id: "t".into(),
+                reason: boom
+            }
+        ]
+    );
+    // Each reason is taken once; the restarted b's exit is an ordinary one.
+    assert!(core.stopped_with(&2, ExitReason::Shutdown).is_none());
+    assert!(core.stopped_with(&5, ExitReason::Shutdown).is_none());
+    assert!(core.settle_stopped().is_empty());
+}
+
+/// A clean `shutdown` is recorded and not reported.
+#[test]
+fn a_clean_round_reason_is_unreported() {
+    let mut core = round_with_later_reasons(Some(ExitReason::Shutdown));
+    core.take_reports();
+    core.stopped_with(&2, ExitReason::Shutdown).unwrap();
+    assert_eq!(
+        core.which_child("b").unwrap().last_exit,
+        Some(ExitReason::Shutdown)
+    );
+    assert!(core.take_reports().is_empty());
+}
+
+/// A reason that never comes is settled with what the shell saw: `killed` after the timeout is
+/// recorded and reported; nothing seen records nothing.
+#[test]
+fn unarrived_round_reasons_settle_on_what_was_seen() {
+    let mut core = round_with_later_reasons(Some(ExitReason::Killed));
+    core.take_reports();
+    let settled = core.settle_stopped();
+    assert_eq!(settled.len(), 2);
+    assert_eq!(
+        core.which_child("b").unwrap().last_exit,
+        Some(ExitReason::Killed)
+    );
+    let reports = core.take_reports();
+    assert!(reports.contains(&Report::ShutdownError {
+        id: "b".into(),
+        reason: ExitReason::Killed
+    }));
+    assert!(core.settle_stopped().is_empty());
+
+    let mut core = round_with_later_reasons(None);
+    core.take_reports();
+    assert_eq!(core.settle_stopped().len(), 2);
+    assert_eq!(core.which_child("b").unwrap().last_exit, None);
+    assert!(core.take_reports().is_empty());
+}
