@@ -558,9 +558,8 @@ pub struct Core<P> {
 /// and report it once it comes, even if the child was removed meanwhile (a temporary one).
 #[derive(Debug)]
 pub(crate) struct AwaitedExit {
-    pub(crate) id: String,
-    restart: Restart,
-    pub(crate) shutdown: Shutdown,
+    /// The child's spec (shared: a round copies no id).
+    pub(crate) spec: Arc<ChildSpec>,
     /// What the shell saw when the child was gone, used if the real reason never comes.
     pub(crate) seen: Option<ExitReason>,
     at: Option<Instant>,
@@ -869,9 +868,7 @@ impl<P: Pid> Core<P> {
             self.awaited.insert(
                 pid.clone(),
                 AwaitedExit {
-                    id: child.spec.id.clone(),
-                    restart: child.spec.restart,
-                    shutdown: child.spec.get_shutdown(),
+                    spec: child.spec.clone(),
                     seen,
                     at: self.clock,
                 },
@@ -905,16 +902,20 @@ impl<P: Pid> Core<P> {
     }
 
     fn record_stop(&mut self, awaited: &AwaitedExit, reason: ExitReason) {
-        if !shutdown_went_as_planned(awaited.restart, awaited.shutdown, &reason) {
+        let spec = &awaited.spec;
+        if !shutdown_went_as_planned(spec.restart, spec.get_shutdown(), &reason) {
             self.reports.push(Report::ShutdownError {
-                id: awaited.id.clone(),
+                id: spec.id.clone(),
                 reason: reason.clone(),
             });
         }
-        if let Some(idx) = self.find(&awaited.id) {
+        // Only the child of this spec: not one deleted and added again under the same id.
+        if let Some(idx) = self.find(&spec.id) {
             let child = &mut self.children[idx];
-            child.last_exit = Some(reason);
-            child.last_exit_at = awaited.at;
+            if Arc::ptr_eq(&child.spec, spec) {
+                child.last_exit = Some(reason);
+                child.last_exit_at = awaited.at;
+            }
         }
     }
 

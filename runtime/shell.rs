@@ -10,11 +10,14 @@
 //!
 //! **Real exit reasons.** While it runs, the shell stops a child the way OTP's supervisor does: it
 //! signals the child and then waits for the child's own exit event, whose reason is the one recorded,
-//! logged and reported. A child whose `post_stop` fails, that panics while draining or that exited by
-//! itself just before the stop shows that reason (and a `shutdown_error` report where the rules say
-//! so), not the reason that was asked for. Anything that arrives while an operation waits for exits
-//! (API calls, other children's exits, retries, its own stop request) is kept in order and handled
-//! after the operation, as OTP's supervisor does with its selective receive.
+//! logged and reported. A restart round (one_for_all, rest_for_one) waits on each child's cell
+//! instead, to keep the round off the actor's loop, and reads each real reason from the exit event
+//! right after the round, before any message is handled. A child whose `post_stop` fails, that
+//! panics while draining or that exited by itself just before the stop shows that reason (and a
+//! `shutdown_error` report where the rules say so), not the reason that was asked for. Anything
+//! that arrives while an operation waits for exits (API calls, other children's exits, retries, its
+//! own stop request) is kept in order and handled after the operation, as OTP's supervisor does
+//! with its selective receive.
 //!
 //! A graceful stop asked of a canopy supervisor by canopy (its parent's shutdown, the app's teardown,
 //! [`AnySupervisorRef::shutdown`]) is a message, handled in that order. Two paths cannot wait for
@@ -37,8 +40,8 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use ractor::concurrency::JoinHandle;
 use ractor::{
-    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, MessagingErr,
-    RpcReplyPort, SpawnErr, SupervisionEvent,
+    Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, MessagingErr, RpcReplyPort, SpawnErr,
+    SupervisionEvent,
 };
 
 use crate::core::{ChildCounts, ChildError, ChildInfo, Report, StartFailure};
@@ -790,7 +793,7 @@ impl<B: Behaviour> State<B> {
                         log_stop(&self.node.path, &id, shutdown, Some(&reason));
                         self.b.terminated(Some(reason))
                     } else if self.b.stops_inline() {
-                        self.stop_in_round(&sup, &id, &pid, shutdown).await
+                        self.stop_in_round(&pid, shutdown).await
                     } else {
                         signal(&pid, shutdown);
                         if !linked_to(&pid, &sup) {
@@ -863,24 +866,13 @@ impl<B: Behaviour> State<B> {
     /// 10-child round's cost over raw ractor. The reason is not lost: ractor queues the child's exit
     /// event before it marks the cell stopped, and hands a supervisor its queued exit events before
     /// any message, so every reason arrives (to `stopped_with`) before anyone can ask about it.
-    async fn stop_in_round(
-        &mut self,
-        sup: &ActorCell,
-        id: &str,
-        pid: &ActorCell,
-        shutdown: Shutdown,
-    ) -> Cmd<B::Job> {
-        // A running child that unlinked itself sends us no event: what we see is all we get. One
-        // already stopping or gone did send it (ractor unlinks after sending).
-        let event_comes = linked_to(pid, sup) || pid.get_status() >= ActorStatus::Stopping;
+    async fn stop_in_round(&mut self, pid: &ActorCell, shutdown: Shutdown) -> Cmd<B::Job> {
+        // A child that unlinked itself sends no event; it is not told apart here (that would cost
+        // a lock per child on the round's path): its reason is settled with what was seen once the
+        // events queued before the next message are read.
         let seen = shutdown::terminate_timed(pid, shutdown, &mut self.round_timer).await;
-        if event_comes {
-            self.awaiting_exits = true;
-            self.b.terminated_later(seen)
-        } else {
-            log_stop(&self.node.path, id, shutdown, seen.as_ref());
-            self.b.terminated(seen)
-        }
+        self.awaiting_exits = true;
+        self.b.terminated_later(seen)
     }
 
     /// Records what was seen for every child of a past round whose exit event never came.

@@ -176,7 +176,7 @@ impl Behaviour for Static {
         self.core
             .lock()
             .stopped_with(pid, reason.clone())
-            .map(|a| (a.id, a.shutdown))
+            .map(|a| (a.spec.id.clone(), a.spec.get_shutdown()))
     }
 
     fn settle_stopped(&self) -> Vec<(String, Shutdown, Option<ExitReason>)> {
@@ -184,7 +184,7 @@ impl Behaviour for Static {
             .lock()
             .settle_stopped()
             .into_iter()
-            .map(|a| (a.id, a.shutdown, a.seen))
+            .map(|a| (a.spec.id.clone(), a.spec.get_shutdown(), a.seen))
             .collect()
     }
 

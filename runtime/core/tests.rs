@@ -2290,13 +2290,10 @@ fn a_round_reason_comes_after_the_round() {
     assert_eq!(core.which_child("b").unwrap().last_exit, None);
     let boom = ExitReason::Error("flush failed".into());
     let b = core.stopped_with(&2, boom.clone()).unwrap();
-    assert_eq!(
-        (b.id.as_str(), b.shutdown),
-        ("b", permanent("b").get_shutdown())
-    );
+    assert_eq!(b.spec.id(), "b");
     assert_eq!(core.which_child("b").unwrap().last_exit, Some(boom.clone()));
     let t = core.stopped_with(&3, boom.clone()).unwrap();
-    assert_eq!(t.id, "t");
+    assert_eq!(t.spec.id(), "t");
     assert!(core.which_child("t").is_none());
     assert_eq!(
         core.take_reports(),
