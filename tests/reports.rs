@@ -102,6 +102,45 @@ fn spec(id: &str, child: &Child) -> ChildSpec {
     ChildSpec::actor(id, child.clone(), ())
 }
 
+/// Three children `a`, `b`, `c` under one supervisor of `strategy`, all up; `b` stops by `b_stop`.
+struct Trio {
+    sup: canopy::SupervisorRef,
+    children: [Child; 3],
+    ups: mpsc::UnboundedReceiver<ActorRef<Msg>>,
+    refs: [ActorRef<Msg>; 3],
+}
+
+impl Trio {
+    async fn start(strategy: Strategy, b_stop: OnStop) -> Trio {
+        let (up, mut ups) = mpsc::unbounded_channel();
+        let children = [
+            Child::new(OnStop::Clean, &up),
+            Child::new(b_stop, &up),
+            Child::new(OnStop::Clean, &up),
+        ];
+        let sup = Supervisor::start(
+            SupervisorSpec::new(strategy)
+                .restart_intensity(10, Duration::from_secs(60))
+                .child(spec("a", &children[0]))
+                .child(spec("b", &children[1]))
+                .child(spec("c", &children[2])),
+        )
+        .await
+        .unwrap();
+        let refs = [
+            ups.recv().await.unwrap(),
+            ups.recv().await.unwrap(),
+            ups.recv().await.unwrap(),
+        ];
+        Trio {
+            sup,
+            children,
+            ups,
+            refs,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 
 /// `terminate_child` of a child whose `post_stop` fails: the failure is what is recorded, logged
@@ -196,22 +235,12 @@ async fn a_panic_while_draining_is_the_reason() {
 #[tokio::test]
 async fn an_exit_just_before_the_stop_keeps_its_reason() {
     let (log, _guard) = Capture::install();
-    let (up, mut ups) = mpsc::unbounded_channel();
-    let a = Child::new(OnStop::Clean, &up);
-    let b = Child::new(OnStop::Clean, &up);
-    let c = Child::new(OnStop::Clean, &up);
-    let sup = Supervisor::start(
-        SupervisorSpec::new(Strategy::OneForAll)
-            .restart_intensity(10, Duration::from_secs(60))
-            .child(spec("a", &a))
-            .child(spec("b", &b))
-            .child(spec("c", &c)),
-    )
-    .await
-    .unwrap();
-    let a_ref = ups.recv().await.unwrap();
-    let b_ref = ups.recv().await.unwrap();
-    let _c_ref = ups.recv().await.unwrap();
+    let Trio {
+        sup,
+        children: [_, _, c],
+        mut ups,
+        refs: [a_ref, b_ref, _],
+    } = Trio::start(Strategy::OneForAll, OnStop::Clean).await;
 
     // c will wait in post_stop, so the round is held while it stops c.
     let release_c = c.hold();
@@ -265,22 +294,12 @@ async fn an_exit_just_before_the_stop_keeps_its_reason() {
 async fn a_round_records_a_failing_post_stop() {
     for strategy in [Strategy::OneForAll, Strategy::RestForOne] {
         let (log, _guard) = Capture::install();
-        let (up, mut ups) = mpsc::unbounded_channel();
-        let a = Child::new(OnStop::Clean, &up);
-        let b = Child::new(OnStop::Fail, &up);
-        let c = Child::new(OnStop::Clean, &up);
-        let sup = Supervisor::start(
-            SupervisorSpec::new(strategy)
-                .restart_intensity(10, Duration::from_secs(60))
-                .child(spec("a", &a))
-                .child(spec("b", &b))
-                .child(spec("c", &c)),
-        )
-        .await
-        .unwrap();
-        let a_ref = ups.recv().await.unwrap();
-        ups.recv().await.unwrap();
-        ups.recv().await.unwrap();
+        let Trio {
+            sup,
+            mut ups,
+            refs: [a_ref, _, _],
+            ..
+        } = Trio::start(strategy, OnStop::Fail).await;
 
         a_ref
             .cast(Msg::Exit(ExitReason::Error("a crashed".into())))
