@@ -823,8 +823,7 @@ impl<P: Pid> Core<P> {
     /// The result of the last [`Command::Terminate`]: how the child ended, or `None` when it had
     /// already exited by itself and its reason is still on its way.
     pub fn terminated(&mut self, reason: Option<ExitReason>) -> Command<P> {
-        let Some(Step::Terminate(idx)) = self.op.as_mut().and_then(|op| op.current.take()) else {
-            debug_assert!(false, "terminated() without a Terminate in progress");
+        let Some(idx) = self.take_terminate() else {
             return Command::Done(Outcome::Idle { retry: None });
         };
         let child = &mut self.children[idx];
@@ -846,6 +845,20 @@ impl<P: Pid> Core<P> {
         self.next()
     }
 
+    /// The child of the `Terminate` in progress, now answered.
+    fn take_terminate(&mut self) -> Option<usize> {
+        match self.op.as_mut().and_then(|op| op.current.take()) {
+            Some(Step::Terminate(idx)) => Some(idx),
+            other => {
+                debug_assert!(
+                    false,
+                    "a stop's result without a Terminate in progress: {other:?}"
+                );
+                None
+            }
+        }
+    }
+
     /// True while a restart round runs: the shell may stop its children without waiting for their
     /// exit events and hand their reasons in afterwards ([`Core::terminated_later`]).
     pub(crate) fn in_restart_round(&self) -> bool {
@@ -858,8 +871,7 @@ impl<P: Pid> Core<P> {
     /// `killed`, or `None` for a child already gone) stands in for it if it never comes
     /// ([`Core::settle_stopped`]).
     pub(crate) fn terminated_later(&mut self, seen: Option<ExitReason>) -> Command<P> {
-        let Some(Step::Terminate(idx)) = self.op.as_mut().and_then(|op| op.current.take()) else {
-            debug_assert!(false, "terminated_later() without a Terminate in progress");
+        let Some(idx) = self.take_terminate() else {
             return Command::Done(Outcome::Idle { retry: None });
         };
         let child = &mut self.children[idx];
