@@ -429,7 +429,7 @@ async fn kill_and_stop_reach_a_plain_actor_as_they_say() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn panic_error_and_stall_reach_a_service_through_its_mailbox() {
+async fn every_mode_reaches_a_service_panic_error_and_stall_through_its_mailbox() {
     let (capture, _guard) = Capture::install();
     let (tx, mut reasons) = mpsc::unbounded_channel();
     let sup = Supervisor::start(
@@ -459,8 +459,15 @@ async fn panic_error_and_stall_reach_a_service_through_its_mailbox() {
         assert_eq!(reason, Some(ExitReason::Error(text.into())));
         assert_eq!(client.ping().await.unwrap(), 1);
     }
+    // A stop reaches a service as it does a plain actor: its hook runs (given `Shutdown`, as
+    // ractor passes no reason to post_stop) and its supervisor reads the chaos reason.
+    assert_eq!(monkey(Mode::Stop).step().outcome, Outcome::Done);
+    let reason = tokio::time::timeout(WAIT, reasons.recv()).await.unwrap();
+    assert_eq!(reason, Some(ExitReason::Shutdown));
+    assert_eq!(client.ping().await.unwrap(), 1);
     let info = sup.which_child("t").await.unwrap();
-    assert_eq!(info.restarts, 2);
+    assert_eq!(info.last_exit, Some(ExitReason::Error(STOP_REASON.into())));
+    assert_eq!(info.restarts, 3);
 
     // A stall: the service is busy in the fault's handler and does not exit.
     let cell = info.status.pid().unwrap().clone();
@@ -489,7 +496,7 @@ async fn panic_error_and_stall_reach_a_service_through_its_mailbox() {
         .is_err());
     let delivered = capture.with_message("fault delivered");
     let faults: Vec<&str> = delivered.iter().filter_map(|e| e.get("fault")).collect();
-    assert_eq!(faults, ["Panic", "Error", "Stall(3600s)"]);
+    assert_eq!(faults, ["Panic", "Error", "Stall(3600s)"]); // a stop is no message
     sup.shutdown().await;
 }
 
