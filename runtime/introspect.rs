@@ -98,8 +98,9 @@ struct Registry {
     /// The next suffix to try for an unnamed supervisor whose path is taken, by path, so that
     /// starting many of them under one parent stays O(1) each.
     suffixes: HashMap<String, u64>,
-    /// Entries of supervisors that were killed (and so never unregistered) are swept when the map
-    /// reaches this size; doubling it keeps registration amortised O(1).
+    /// Entries of supervisors that were killed with no canopy supervisor above them to reap them
+    /// (see [`reap_killed`]) are swept when the map reaches this size; doubling it keeps
+    /// registration amortised O(1).
     sweep_at: usize,
 }
 
@@ -270,19 +271,23 @@ pub(crate) fn record_tree_killed(root: &ActorCell) -> Vec<RunningChild> {
     left
 }
 
-/// Kills what survived the kill of a supervisor below it, and returns it by path.
-/// ractor's kill of a supervisor reaches the children that are running, not those already
-/// stopping (in `post_stop`, or draining): those would outlive it, unlinked, where no supervisor
-/// sees them, for as long as their stop takes, forever for one stuck in it. Followed through the
-/// killed supervisors' own entries (which stay published after a kill), not by path, so a newer
-/// incarnation at the same path is never touched.
-pub(crate) fn kill_left_below(sup: &ActorCell) -> Vec<RunningChild> {
+/// Cleans up after a supervisor that was killed: kills what survived the kill below it, returned
+/// by path, and takes the killed supervisors out of the tree. ractor's kill of a supervisor reaches
+/// the children that are running, not those already stopping (in `post_stop`, or draining): those
+/// would outlive it, unlinked, where no supervisor sees them, for as long as their stop takes,
+/// forever for one stuck in it. A killed supervisor never unregisters itself either: its entry,
+/// with every spec it held and whatever they captured, would stay until a later registration
+/// sweeps it, and handles waiting on it would wait out their bound. Followed through the killed
+/// supervisors' own entries, not by path, so a newer incarnation at the same path is never touched.
+pub(crate) fn reap_killed(sup: &ActorCell) -> Vec<RunningChild> {
     let mut left = Vec::new();
     let mut pending = vec![sup.get_id()];
+    let mut killed = Vec::new();
     while let Some(id) = pending.pop() {
         let Some(n) = node(&id) else {
             continue;
         };
+        killed.push(id);
         for child in n.children.which_children().into_iter().rev() {
             let Some(cell) = child.status.pid() else {
                 continue;
@@ -304,6 +309,9 @@ pub(crate) fn kill_left_below(sup: &ActorCell) -> Vec<RunningChild> {
                 cell: cell.clone(),
             });
         }
+    }
+    for id in &killed {
+        unregister(id);
     }
     left
 }

@@ -617,7 +617,7 @@ impl<B: Behaviour> Actor for Shell<B> {
         };
         if reason == ExitReason::Killed && is_supervisor(cell) {
             // Its children that were already stopping survived the kill; they go with it.
-            for orphan in introspect::kill_left_below(cell) {
+            for orphan in introspect::reap_killed(cell) {
                 tracing::warn!(
                     target: T,
                     path = %orphan.path,
