@@ -278,3 +278,68 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
     }
     Ok(())
 }
+
+/// A chaos storm: canopy's chaos monkey (seeded, in dry run, each child once) picks `kills`
+/// children of a one_for_one tree of `n` workers; they are then killed back to back, the way the
+/// monkey's kill mode does (ractor's `kill`); the time from the first kill until every
+/// replacement is up. The picking is left out of the time, so that the figure is the tree's
+/// recovery, as raw ractor's storm by hand is.
+#[cfg(feature = "chaos")]
+pub async fn chaos_storm(n: usize, kills: usize, round: usize) -> Result<f64, String> {
+    use canopy::chaos::{Mode, Monkey, Outcome};
+    use std::collections::HashSet;
+    let name = format!("storm-{round}");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::start(
+        spec(Strategy::OneForOne)
+            .name(name.clone())
+            .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout))),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut cells = vec![None; n];
+    crate::worker::wait_up(&mut rx, &mut cells).await?;
+    let target = format!("/{name}/*");
+    let mut hit: Vec<String> = Vec::with_capacity(kills);
+    let mut victims = Vec::with_capacity(kills);
+    for k in 0..kills {
+        let mut builder = Monkey::builder()
+            .seed(2026 + (round * kills + k) as u64)
+            .target(&target)
+            .mode(Mode::Kill)
+            .dry_run(true);
+        for path in &hit {
+            builder = builder.protect(path);
+        }
+        let action = builder.build().map_err(|e| e.to_string())?.step();
+        if action.outcome != Outcome::DryRun {
+            return Err(format!("chaos step {k}: {:?}", action.outcome));
+        }
+        let path = action.path.ok_or("a pick without a target")?;
+        let idx: usize = path
+            .rsplit('/')
+            .next()
+            .and_then(|id| id.strip_prefix('w'))
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(|| format!("unexpected target {path}"))?;
+        victims.push(idx);
+        hit.push(path);
+    }
+    let t0 = Instant::now();
+    for &i in &victims {
+        cells[i].as_ref().ok_or("a child is not up")?.kill();
+    }
+    let mut pending: HashSet<usize> = victims.into_iter().collect();
+    let mut latest = t0;
+    while !pending.is_empty() {
+        let up = tokio::time::timeout(crate::STUCK, rx.recv())
+            .await
+            .map_err(|_| "the tree did not recover in time".to_string())?
+            .ok_or("every notifier dropped")?;
+        if pending.remove(&up.idx) {
+            latest = latest.max(up.at);
+        }
+    }
+    sup.shutdown().await;
+    Ok((latest - t0).as_nanos() as f64)
+}

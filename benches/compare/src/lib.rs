@@ -191,3 +191,36 @@ pub async fn all_handled(sem: &Arc<Semaphore>, total: usize) -> Result<(), Strin
     drop(permits);
     Ok(())
 }
+
+/// `k` distinct indices below `n`, a seeded (xorshift) partial shuffle: the same seed, the same
+/// victims.
+pub fn seeded_pick(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    let mut x = seed | 1;
+    let k = k.min(n);
+    for i in 0..k {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let j = i + (x % (n - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(k);
+    all
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn seeded_pick_is_distinct_and_repeatable() {
+        let a = super::seeded_pick(100, 30, 7);
+        let mut d = a.clone();
+        d.sort_unstable();
+        d.dedup();
+        assert_eq!(d.len(), 30);
+        assert!(a.iter().all(|&i| i < 100));
+        assert_eq!(a, super::seeded_pick(100, 30, 7));
+        assert_ne!(a, super::seeded_pick(100, 30, 8));
+        assert_eq!(super::seeded_pick(3, 10, 1).len(), 3);
+    }
+}

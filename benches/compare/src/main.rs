@@ -180,9 +180,6 @@ fn compare(cli: &Cli) -> Result<(), String> {
     } else {
         None
     };
-    if wanted(Side::RactorSupervisor) && !Side::RactorSupervisor.built() {
-        notes.push("ractor-supervisor skipped: built without its feature".into());
-    }
     if batched && otp.is_some() {
         notes.push(
             "quick run: Erlang/OTP ran all its workloads of a repetition in one VM per runtime"
@@ -219,7 +216,18 @@ fn compare(cli: &Cli) -> Result<(), String> {
                     .sides
                     .iter()
                     .copied()
-                    .filter(|&s| wanted(s) && s.built() && (s != Side::Otp || otp.is_some()))
+                    .filter(|&s| wanted(s) && (s != Side::Otp || otp.is_some()))
+                    .filter(|&s| match measure::missing(w.name, s) {
+                        None => true,
+                        Some(why) => {
+                            let note = format!("{} skipped on {}: {why}", w.name, s.name());
+                            if !notes.contains(&note) {
+                                eprintln!("{note}");
+                                notes.push(note);
+                            }
+                            false
+                        }
+                    })
                     .collect();
                 if sides.is_empty() {
                     continue;

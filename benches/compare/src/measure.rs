@@ -173,6 +173,13 @@ pub const WORKLOADS: &[Workload] = &[
         false,
     ),
     Workload {
+        name: "chaos_storm",
+        about: "30 children of a one_for_one tree of 100 killed back to back, until all are back (ns; canopy: picked by its chaos monkey, needs --features chaos)",
+        sides: &[C, R],
+        full_only: false,
+        external: false,
+    },
+    Workload {
         name: "sigterm_1000",
         about: "SIGTERM to process exit, a tree of 1,000 actors (ms)",
         sides: &[C, R, K, O],
@@ -180,6 +187,17 @@ pub const WORKLOADS: &[Workload] = &[
         external: true,
     },
 ];
+
+/// Why this build cannot run `workload` on `side`, if it cannot (a feature left out).
+pub fn missing(workload: &str, side: Side) -> Option<&'static str> {
+    if !side.built() {
+        return Some("built without the ractor-supervisor feature");
+    }
+    if workload == "chaos_storm" && side == Side::Canopy && !cfg!(feature = "chaos") {
+        return Some("canopy's side needs `--features chaos` (canopy's chaos monkey)");
+    }
+    None
+}
 
 /// Looks a workload up by name.
 pub fn workload(name: &str) -> Option<&'static Workload> {
@@ -209,6 +227,8 @@ pub struct Sizes {
     pub memory_children: usize,
     /// SIGTERM processes per repetition.
     pub sigterms: usize,
+    /// Chaos storms per process.
+    pub storms: usize,
 }
 
 impl Sizes {
@@ -226,6 +246,7 @@ impl Sizes {
                 tells: 200_000,
                 memory_children: 20_000,
                 sigterms: 1,
+                storms: 5,
             }
         } else {
             Sizes {
@@ -239,6 +260,7 @@ impl Sizes {
                 tells: 1_000_000,
                 memory_children: 100_000,
                 sigterms: 3,
+                storms: 20,
             }
         }
     }
@@ -256,6 +278,7 @@ impl Sizes {
             tells: 1_000,
             memory_children: 100,
             sigterms: 1,
+            storms: 1,
         }
     }
 }
@@ -264,6 +287,8 @@ impl Sizes {
 pub const TELL_ACTORS: usize = 100;
 /// Asks per sample of the ask workload.
 pub const ASK_BATCH: usize = 1_000;
+/// Children of the chaos storm's tree, and kills per storm.
+pub const STORM: (usize, usize) = (100, 30);
 /// Actors of the SIGTERM workload's tree.
 pub const SIGTERM_CHILDREN: usize = 1_000;
 
@@ -459,6 +484,16 @@ async fn body(name: String, side: Side, z: Sizes) -> Result<Vec<Metric>, String>
             };
             vec![Metric::new(n, "B/child", false, vec![per])]
         }
+        ("chaos_storm", _) => {
+            let mut samples = Vec::with_capacity(z.storms);
+            for round in 0..z.storms {
+                samples.push(match side {
+                    C => canopy_storm(round).await?,
+                    _ => raw_side::chaos_storm(STORM.0, STORM.1, round).await?,
+                });
+            }
+            vec![lat(n, samples)]
+        }
         (_, S) => rsup(n, z).await?,
         _ => return Err(format!("{n} has no code for {}", side.name())),
     })
@@ -524,6 +559,16 @@ async fn rsup(n: &str, z: Sizes) -> Result<Vec<Metric>, String> {
 #[cfg(not(feature = "ractor-supervisor"))]
 async fn rsup(n: &str, _: Sizes) -> Result<Vec<Metric>, String> {
     Err(format!("{n}: built without the ractor-supervisor feature"))
+}
+
+#[cfg(feature = "chaos")]
+async fn canopy_storm(round: usize) -> Result<f64, String> {
+    canopy_side::chaos_storm(STORM.0, STORM.1, round).await
+}
+
+#[cfg(not(feature = "chaos"))]
+async fn canopy_storm(_: usize) -> Result<f64, String> {
+    Err("built without the chaos feature (cargo run -p canopy-compare --features chaos)".into())
 }
 
 #[cfg(feature = "ractor-supervisor")]

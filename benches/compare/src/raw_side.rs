@@ -357,3 +357,37 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
     term.recv().await;
     p.stop_and_wait(None, None).await.map_err(|e| e.to_string())
 }
+
+/// The chaos storm by hand: `kills` distinct children of a one_for_one raw parent of `n`, chosen
+/// by a seeded shuffle, killed back to back; the time from the first kill until every
+/// replacement is up.
+pub async fn chaos_storm(n: usize, kills: usize, round: usize) -> Result<f64, String> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let p = parent(ParentArgs {
+        n,
+        mode: Mode::One,
+        stop: Stop::Ordered(Policy::Timeout),
+        notify: Some(tx),
+    })
+    .await?;
+    let mut cells: Vec<Option<ActorCell>> = vec![None; n];
+    crate::worker::wait_up(&mut rx, &mut cells).await?;
+    let victims = crate::seeded_pick(n, kills, 2026 + round as u64);
+    let t0 = Instant::now();
+    for &i in &victims {
+        cells[i].as_ref().ok_or("a child is not up")?.kill();
+    }
+    let mut pending: std::collections::HashSet<usize> = victims.into_iter().collect();
+    let mut latest = t0;
+    while !pending.is_empty() {
+        let up = tokio::time::timeout(crate::STUCK, rx.recv())
+            .await
+            .map_err(|_| "the tree did not recover in time".to_string())?
+            .ok_or("every notifier dropped")?;
+        if pending.remove(&up.idx) {
+            latest = latest.max(up.at);
+        }
+    }
+    let _ = p.stop_and_wait(None, None).await;
+    Ok((latest - t0).as_nanos() as f64)
+}
