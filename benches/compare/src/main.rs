@@ -186,6 +186,8 @@ fn compare(cli: &Cli) -> Result<(), String> {
                 .into(),
         );
     }
+    // The commit the binary was built from, when run through cargo (which rebuilds it first).
+    let commit = commit();
     let load_before = loadavg();
     let mut collected = Collected::default();
     for rep in 0..reps {
@@ -275,7 +277,7 @@ fn compare(cli: &Cli) -> Result<(), String> {
         date: date(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         quick: cli.quick,
-        commit: commit(),
+        commit,
         machine: Machine {
             cpu: cpu_model(),
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
