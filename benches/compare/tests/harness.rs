@@ -33,8 +33,13 @@ fn every_small_workload_runs_on_every_rust_side_and_measures_something() {
                     side.name(),
                     m.name
                 );
+                // A resident-set delta in a process that ran other workloads before can be
+                // negative (the allocator returns their memory): only times must be positive.
+                let positive = m.unit != "B/child";
                 assert!(
-                    m.samples.iter().all(|s| s.is_finite() && *s > 0.0),
+                    m.samples
+                        .iter()
+                        .all(|s| s.is_finite() && (*s > 0.0 || !positive)),
                     "{} on {}: {} {:?}",
                     w.name,
                     side.name(),
