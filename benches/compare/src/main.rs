@@ -191,27 +191,6 @@ fn compare(cli: &Cli) -> Result<(), String> {
     let load_before = loadavg();
     let mut collected = Collected::default();
     for rep in 0..reps {
-        // Quick: one VM per runtime and repetition for all OTP workloads (a VM starts in ~0.3 s).
-        if let (true, Some(otp)) = (batched, &otp) {
-            let names: Vec<&str> = workloads
-                .iter()
-                .filter(|w| !w.external && w.sides.contains(&Side::Otp))
-                .map(|w| w.name)
-                .collect();
-            for &flavor in &flavors {
-                for (name, result) in otp.run(&names, flavor, mode)? {
-                    record(
-                        &mut collected,
-                        &mut notes,
-                        rep,
-                        flavor,
-                        Side::Otp,
-                        &name,
-                        result,
-                    );
-                }
-            }
-        }
         for w in &workloads {
             for &flavor in &flavors {
                 let mut sides: Vec<Side> = w
@@ -231,7 +210,8 @@ fn compare(cli: &Cli) -> Result<(), String> {
                         }
                     })
                     .collect();
-                if sides.is_empty() {
+                // A row without canopy, where canopy was asked for, compares nothing.
+                if sides.is_empty() || (wanted(Side::Canopy) && !sides.contains(&Side::Canopy)) {
                     continue;
                 }
                 // Interleave: each repetition starts with a different side.
@@ -263,6 +243,28 @@ fn compare(cli: &Cli) -> Result<(), String> {
                         flavor,
                         side,
                         w.name,
+                        result,
+                    );
+                }
+            }
+        }
+        // Quick: one VM per runtime and repetition for all OTP workloads (a VM starts in ~0.3 s),
+        // after the Rust sides, so that the table's rows follow the workloads' order.
+        if let (true, Some(otp)) = (batched, &otp) {
+            let names: Vec<&str> = workloads
+                .iter()
+                .filter(|w| !w.external && w.sides.contains(&Side::Otp))
+                .map(|w| w.name)
+                .collect();
+            for &flavor in &flavors {
+                for (name, result) in otp.run(&names, flavor, mode)? {
+                    record(
+                        &mut collected,
+                        &mut notes,
+                        rep,
+                        flavor,
+                        Side::Otp,
+                        &name,
                         result,
                     );
                 }
