@@ -9,8 +9,10 @@
 //! (the ractor actor in `supervisor`) stays a thin loop.
 //!
 //! The child list is kept in start order. An operation (a restart, a shutdown, an API call) is a queue
-//! of `Terminate`/`Start` steps over positions in that list; children removed while it runs are left
-//! as tombstones and swept when it finishes, so positions stay valid for its whole life.
+//! of `Terminate`/`Start` steps over positions in that list; a removed child is left as a tombstone,
+//! and tombstones are swept only between operations, once they are half of the list, so positions
+//! stay valid for an operation's whole life and removing a child costs O(1) amortised. A map from
+//! id to position (and one from pid to position) makes every call by id, and every exit, O(1).
 //!
 //! A restart the core cannot make at once (a failed start's retry, a backed-off restart) is handed to
 //! the shell as a [`Retry`] and comes back through [`Core::retry_due`]. Each retry carries a
@@ -490,14 +492,17 @@ impl<P: Pid> Child<P> {
     }
 
     /// Stopped, or removed for good if temporary: what becomes of a child the supervisor took down
-    /// outside of its own shutdown.
-    fn stop_or_remove(&mut self) {
+    /// outside of its own shutdown. True if it was removed (one more tombstone to sweep).
+    #[must_use]
+    fn stop_or_remove(&mut self) -> bool {
         self.drop_retry();
+        let removed = self.is_temporary() && !matches!(self.state, State::Removed);
         self.state = if self.is_temporary() {
             State::Removed
         } else {
             State::Stopped
         };
+        removed
     }
 }
 
@@ -538,6 +543,12 @@ pub struct Core<P> {
     auto_shutdown: AutoShutdown,
     window: RestartWindow,
     children: Vec<Child<P>>,
+    /// Where each child is in `children`, by id: what makes every call by id O(1). An entry may
+    /// point at a tombstone (a removed child not swept yet); `find` checks.
+    ids: HashMap<String, usize>,
+    /// Removed children still in `children`. They are swept once they are half of the list and no
+    /// operation holds positions into it, so that removing a child costs O(1) amortised.
+    tombstones: usize,
     pids: HashMap<P, usize>,
     op: Option<Op>,
     reports: Vec<Report>,
@@ -578,6 +589,13 @@ impl<P: Pid> Core<P> {
                 .iter()
                 .map(|child| Child::new(child.clone(), spec.backoff))
                 .collect(),
+            ids: spec
+                .children
+                .iter()
+                .enumerate()
+                .map(|(idx, child)| (child.id.clone(), idx))
+                .collect(),
+            tombstones: 0,
             pids: HashMap::with_capacity(spec.children.len()),
             op: None,
             reports: Vec::new(),
@@ -637,7 +655,7 @@ impl<P: Pid> Core<P> {
             child.state = State::Restarting;
             return Some(self.restart(idx, now));
         }
-        child.stop_or_remove();
+        self.tombstones += usize::from(child.stop_or_remove());
         let significant = child.spec.significant;
         let id = child.spec.id.clone();
         self.sweep();
@@ -722,6 +740,7 @@ impl<P: Pid> Core<P> {
             }));
         }
         let idx = self.children.len();
+        self.ids.insert(spec.id.clone(), idx);
         self.children.push(Child::new(spec, self.default_backoff));
         self.begin(OpKind::ApiStart(idx), VecDeque::from([Step::Start(idx)]))
     }
@@ -738,7 +757,7 @@ impl<P: Pid> Core<P> {
                 self.begin(OpKind::ApiTerminate, VecDeque::from([Step::Terminate(idx)]))
             }
             State::Restarting | State::Stopped => {
-                child.stop_or_remove();
+                self.tombstones += usize::from(child.stop_or_remove());
                 self.sweep();
                 reply(Ok(None))
             }
@@ -768,7 +787,7 @@ impl<P: Pid> Core<P> {
             .ok_or_else(|| ChildError::NotFound(id.to_string()))?;
         match self.children[idx].state {
             State::Stopped => {
-                self.children[idx].state = State::Removed;
+                self.remove(idx);
                 self.sweep();
                 Ok(())
             }
@@ -813,7 +832,7 @@ impl<P: Pid> Core<P> {
             }
             Ok(None) => {
                 // `ignore`: the spec is kept with no process, except a temporary one's.
-                child.stop_or_remove();
+                self.tombstones += usize::from(child.stop_or_remove());
                 self.next()
             }
             Err(failure) => self.start_failed(idx, failure),
@@ -841,7 +860,7 @@ impl<P: Pid> Core<P> {
             child.last_exit_at = self.clock;
         }
         // A temporary child the supervisor stopped is gone for good (OTP's temporary_bystander).
-        child.stop_or_remove();
+        self.tombstones += usize::from(child.stop_or_remove());
         self.next()
     }
 
@@ -886,7 +905,7 @@ impl<P: Pid> Core<P> {
                 },
             );
         }
-        child.stop_or_remove();
+        self.tombstones += usize::from(child.stop_or_remove());
         self.next()
     }
 
@@ -1066,7 +1085,7 @@ impl<P: Pid> Core<P> {
         self.reports.push(Report::ReachedMaxRestartIntensity {
             id: child.spec.id.clone(),
         });
-        child.stop_or_remove();
+        self.tombstones += usize::from(child.stop_or_remove());
         self.shutdown(ExitReason::ShutdownWith(
             REACHED_MAX_RESTART_INTENSITY.to_string(),
         ))
@@ -1131,7 +1150,7 @@ impl<P: Pid> Core<P> {
         };
         match kind {
             Some(OpKind::ApiStart(_)) => {
-                self.children[idx].state = State::Removed;
+                self.remove(idx);
                 self.sweep();
                 return reply(Err(api_error(failure, id)));
             }
@@ -1244,24 +1263,30 @@ impl<P: Pid> Core<P> {
     }
 
     fn find(&self, id: &str) -> Option<usize> {
-        self.children
-            .iter()
-            .position(|c| c.spec.id == id && !matches!(c.state, State::Removed))
+        let idx = *self.ids.get(id)?;
+        (!matches!(self.children[idx].state, State::Removed)).then_some(idx)
     }
 
-    /// Drops removed children once no operation holds positions into the list.
+    /// Leaves a tombstone at `idx` (it is not running).
+    fn remove(&mut self, idx: usize) {
+        if !matches!(self.children[idx].state, State::Removed) {
+            self.children[idx].state = State::Removed;
+            self.tombstones += 1;
+        }
+    }
+
+    /// Drops removed children once they are half of the list and no operation holds positions
+    /// into it. Sweeping after every removal would make each one O(children).
     fn sweep(&mut self) {
-        if self.op.is_some()
-            || !self
-                .children
-                .iter()
-                .any(|c| matches!(c.state, State::Removed))
-        {
+        if self.op.is_some() || self.tombstones == 0 || self.tombstones * 2 < self.children.len() {
             return;
         }
         self.children.retain(|c| !matches!(c.state, State::Removed));
+        self.tombstones = 0;
         self.pids.clear();
+        self.ids.clear();
         for (idx, child) in self.children.iter().enumerate() {
+            self.ids.insert(child.spec.id.clone(), idx);
             if let State::Running(pid) = &child.state {
                 self.pids.insert(pid.clone(), idx);
             }

@@ -2352,3 +2352,61 @@ fn unarrived_round_reasons_settle_on_what_was_seen() {
     assert_eq!(core.which_child("b").unwrap().last_exit, None);
     assert!(core.take_reports().is_empty());
 }
+
+// -------------------------------------------------------------------------------------------------
+// The child list's maps and tombstones
+
+/// Children removed and added again, many times over, under ids taken before: every id finds its
+/// current child, `which_children` keeps start order (newest first), a deleted id is gone, and a
+/// restart round still reaches every live child, whether or not tombstones were swept yet.
+#[test]
+fn ids_stay_right_across_removals_and_sweeps() {
+    let ids: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    let mut sh = Shell::boot(
+        sup(Strategy::OneForAll, ids.iter().map(|id| permanent(id)))
+            .restart_intensity(1000, Duration::from_secs(5)),
+    );
+    let mut order: Vec<String> = ids.clone();
+    for round in 0..40 {
+        // Remove one (terminate + delete), then add it back as the last started.
+        let id = order[(round * 3) % order.len()].clone();
+        assert_eq!(sh.terminate_child(&id), Ok(None));
+        assert_eq!(sh.core.delete_child(&id), Ok(()));
+        assert!(sh.core.which_child(&id).is_none(), "{id} deleted");
+        assert!(matches!(
+            sh.core.terminate_child(&id),
+            Command::Done(Outcome::Reply(Err(ChildError::NotFound(_))))
+        ));
+        order.retain(|o| *o != id);
+        assert!(sh.start_child(permanent(&id)).unwrap().is_some());
+        order.push(id.clone());
+        // A temporary child that exits is removed, and its id can be taken again.
+        let temp = format!("t{round}");
+        assert!(sh.start_child(temporary(&temp)).unwrap().is_some());
+        let outcome = sh.exit(&temp, ExitReason::Normal, 0.0);
+        assert_idle(&outcome);
+        assert!(sh.core.which_child(&temp).is_none());
+
+        let shown = sh.ids();
+        let mut expected = order.clone();
+        expected.reverse();
+        assert_eq!(shown, expected, "round {round}");
+        for id in &order {
+            let info = sh.core.which_child(id).expect("every live id is found");
+            assert_eq!(&info.id, id);
+            let pid = *info.status.pid().expect("running");
+            assert_eq!(sh.core.id_of(&pid), Some(id.as_str()));
+        }
+    }
+    // A round over the list stops and starts every live child once, in start order.
+    sh.take_log();
+    let outcome = sh.exit(&order[0].clone(), ExitReason::Error("boom".into()), 0.0);
+    assert_idle(&outcome);
+    let mut expected: Vec<String> = order[1..]
+        .iter()
+        .rev()
+        .map(|id| format!("T:{id}"))
+        .collect();
+    expected.extend(order.iter().map(|id| format!("S:{id}")));
+    assert_eq!(sh.take_log(), expected.join(" "));
+}
