@@ -122,13 +122,20 @@ async fn static_round(tree: &mut StaticTree, rows: &mut Rows) {
     note(rows, "static delete_child", t);
 
     let t = Instant::now();
-    tree.middle.kill();
-    let replacement = tokio::time::timeout(STUCK, tree.ups.recv())
+    tree.middle = kill_and_wait(&tree.middle, &mut tree.ups).await;
+    note(rows, "static child exit", t);
+}
+
+/// Kills `child` and waits for its replacement's `pre_start`.
+async fn kill_and_wait(
+    child: &ActorCell,
+    ups: &mut mpsc::UnboundedReceiver<ActorCell>,
+) -> ActorCell {
+    child.kill();
+    tokio::time::timeout(STUCK, ups.recv())
         .await
         .expect("restart in time")
-        .expect("child up");
-    note(rows, "static child exit", t);
-    tree.middle = replacement;
+        .expect("child up")
 }
 
 struct DynamicTree {
@@ -179,13 +186,8 @@ async fn dynamic_round(tree: &mut DynamicTree, rows: &mut Rows) {
     note(rows, "dynamic terminate_child", t);
 
     let t = Instant::now();
-    tree.middle.kill();
-    let replacement = tokio::time::timeout(STUCK, tree.ups.recv())
-        .await
-        .expect("restart in time")
-        .expect("child up");
+    tree.middle = kill_and_wait(&tree.middle, &mut tree.ups).await;
     note(rows, "dynamic child exit", t);
-    tree.middle = replacement;
 }
 
 /// The pure core with `n` running children (pids 0..n).
