@@ -1117,3 +1117,119 @@ fn generate(item: &ItemImpl, options: &Options, s: &Analysed) -> TokenStream {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+    use syn::visit::Visit;
+
+    /// The doc lines of every method named `name` in an `impl` of a type named `ty`, in the order
+    /// they appear in the expansion.
+    struct DocsOf<'a> {
+        ty: &'a str,
+        name: &'a str,
+        found: Vec<Vec<String>>,
+    }
+
+    impl<'ast> Visit<'ast> for DocsOf<'_> {
+        fn visit_item_impl(&mut self, item: &'ast syn::ItemImpl) {
+            let named = matches!(&*item.self_ty, syn::Type::Path(p)
+                if p.path.segments.last().is_some_and(|s| s.ident == self.ty));
+            if named && item.trait_.is_none() {
+                for inner in &item.items {
+                    if let syn::ImplItem::Fn(f) = inner {
+                        if f.sig.ident == self.name {
+                            self.found.push(doc_lines(&f.attrs));
+                        }
+                    }
+                }
+            }
+            syn::visit::visit_item_impl(self, item);
+        }
+    }
+
+    fn doc_lines(attrs: &[syn::Attribute]) -> Vec<String> {
+        attrs
+            .iter()
+            .filter(|a| a.path().is_ident("doc"))
+            .filter_map(|a| match &a.meta {
+                syn::Meta::NameValue(nv) => match &nv.value {
+                    syn::Expr::Lit(syn::ExprLit {
+                        lit: syn::Lit::Str(s),
+                        ..
+                    }) => Some(s.value()),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn docs_of(expansion: &proc_macro2::TokenStream, ty: &str, name: &str) -> Vec<Vec<String>> {
+        let file: syn::File = syn::parse2(expansion.clone()).expect("the expansion parses");
+        let mut visitor = DocsOf {
+            ty,
+            name,
+            found: Vec::new(),
+        };
+        visitor.visit_file(&file);
+        visitor.found
+    }
+
+    /// Doc comments on a service's methods reach the client's methods of the same name, first and
+    /// unchanged, for a call, a fallible call and a cast; an undocumented method gets none of
+    /// another's.
+    #[test]
+    fn method_docs_reach_the_client() {
+        let expansion = super::expand(
+            quote!(),
+            quote! {
+                impl Counter {
+                    fn init() -> Self { Counter { n: 0 } }
+                    /// The count so far.
+                    ///
+                    /// Never negative.
+                    pub fn get(&self) -> u64 { self.n }
+                    /// Adds `k`.
+                    pub fn add(&mut self, k: u64) { self.n += k; }
+                    #[doc = "Parses `s`."]
+                    pub fn parse(&mut self, s: String) -> Result<u64, String> { s.parse().map_err(|_| s) }
+                    pub fn reset(&mut self) { self.n = 0; }
+                }
+            },
+        );
+        let client = |name| docs_of(&expansion, "CounterClient", name);
+        for (name, want) in [
+            (
+                "get",
+                &[" The count so far.", "", " Never negative."][..],
+            ),
+            ("add", &[" Adds `k`."][..]),
+            ("parse", &["Parses `s`."][..]),
+        ] {
+            let found = client(name);
+            assert_eq!(found.len(), 1, "one client method `{name}`: {found:?}");
+            assert!(
+                found[0].starts_with(&want.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+                "client `{name}` begins with the service method's docs {want:?}, has {:?}",
+                found[0]
+            );
+        }
+        let reset = client("reset");
+        assert_eq!(reset.len(), 1);
+        assert!(
+            reset[0].iter().all(|line| !line.contains("count") && !line.contains("Adds")),
+            "an undocumented method borrows no other's docs: {:?}",
+            reset[0]
+        );
+        // The service's own method keeps its docs too.
+        assert_eq!(
+            docs_of(&expansion, "Counter", "get"),
+            [vec![
+                " The count so far.".to_string(),
+                String::new(),
+                " Never negative.".to_string()
+            ]]
+        );
+    }
+}
