@@ -221,7 +221,6 @@ impl<S> fmt::Debug for ServiceActor<S> {
 pub struct Running<S: Service> {
     service: S,
     ctx: Ctx<S>,
-    stats: Arc<ServiceStats>,
 }
 
 impl<S: Service> Drop for Running<S> {
@@ -256,12 +255,8 @@ impl<S: Service> Actor for ServiceActor<S> {
                 return Err(crate::spec::panic_text(&panic).into());
             }
         };
-        let stats = register::<S>(&ctx.inner.myself.get_cell());
-        Ok(Running {
-            service,
-            ctx,
-            stats,
-        })
+        register(&ctx.inner.myself.get_cell(), &ctx.inner.stats);
+        Ok(Running { service, ctx })
     }
 
     async fn handle(
@@ -270,13 +265,15 @@ impl<S: Service> Actor for ServiceActor<S> {
         msg: S::Msg,
         state: &mut Running<S>,
     ) -> Result<(), ActorProcessingErr> {
-        state.stats.begin();
+        let stats = &state.ctx.inner.stats;
+        stats.begin();
         // Caught here rather than by ractor so that the #[on_stop] hook sees the crash, as OTP's
         // terminate/2 does.
         let outcome = AssertUnwindSafe(state.service.__handle(msg, &state.ctx))
             .catch_unwind()
             .await;
-        state.stats.end();
+        // A call was counted already, before its reply went out; anything else is counted here.
+        state.ctx.inner.stats.end();
         let error: BoxError = match outcome {
             Ok(Ok(())) => return Ok(()),
             Ok(Err(e)) => e,
@@ -346,6 +343,7 @@ pub struct Ctx<S: Service> {
 
 struct CtxInner<S: Service> {
     myself: ActorRef<S::Msg>,
+    stats: Arc<ServiceStats>,
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
     stop_reason: Mutex<Option<ExitReason>>,
 }
@@ -372,6 +370,13 @@ impl<S: Service> Ctx<S> {
         Ctx {
             inner: Arc::new(CtxInner {
                 myself,
+                stats: Arc::new(ServiceStats {
+                    name: S::NAME,
+                    #[cfg(feature = "chaos")]
+                    inject: inject::<S>,
+                    handled: AtomicU64::new(0),
+                    busy_since: AtomicU64::new(0),
+                }),
                 tasks: Mutex::new(Vec::new()),
                 stop_reason: Mutex::new(None),
             }),
@@ -621,25 +626,15 @@ impl<M: Message> Endpoint<M> {
     {
         let timeout = self.timeout.unwrap_or(timeout);
         let bound = (timeout != Duration::MAX).then_some(timeout);
-        // The actor target is called in place: no reference count to take per call.
-        let result = match &self.target {
-            Target::Handle(h) => {
-                let actor = match h.cached_running() {
-                    Some(actor) => actor,
-                    // Boxed for the same reason as in `cast`.
-                    None => Box::pin(h.running())
-                        .await
-                        .map_err(CallError::Unreachable)?,
-                };
-                actor.call(request, bound).await
-            }
-            Target::Actor(a) => a.call(request, bound).await,
-        };
-        match result {
-            Ok(CallResult::Success(reply)) => Ok(reply),
-            Ok(CallResult::Timeout) => Err(CallError::Timeout(timeout)),
-            Ok(CallResult::SenderError) => Err(CallError::Stopped),
-            Err(_) => Err(CallError::Unreachable(HandleError::ChildGone)),
+        let (port, reply) = crate::handle::reply_port(bound);
+        // A call is a cast of a message that carries its reply port, then a wait: the incarnation
+        // is borrowed for the send only, so no reference to it is taken (its count is shared with
+        // the actor's own thread), and a request refused by a dying incarnation goes to the next.
+        self.cast(request(port)).await?;
+        match crate::handle::wait_reply(reply, bound).await {
+            CallResult::Success(reply) => Ok(reply),
+            CallResult::Timeout => Err(CallError::Timeout(timeout)),
+            CallResult::SenderError => Err(CallError::Stopped),
         }
     }
 
@@ -731,7 +726,9 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for CallError<E> {}
 pub struct StatsSnapshot {
     /// The service's type name.
     pub service: &'static str,
-    /// Messages handled to the end by this incarnation.
+    /// Messages handled to the end by this incarnation. A call is counted before its reply goes
+    /// out, so a read made after a call returned counts it (and shows the service idle, unless
+    /// another message is being handled).
     pub handled: u64,
     /// How long the message being handled now has been (on a clock of a few milliseconds'
     /// resolution); `None` while the service waits for a message.
@@ -750,42 +747,38 @@ struct ServiceStats {
 }
 
 impl ServiceStats {
-    // Two relaxed stores, a relaxed load and a coarse clock read per message: the counters
-    // must cost the call benchmark at most 2%, and a precise clock read alone costs more.
+    // A coarse clock read and relaxed loads and stores, a few per message: the counters must cost
+    // the call benchmark at most 2%, and a precise clock read alone costs more.
     #[inline]
     fn begin(&self) {
         self.busy_since
             .store(coarse_now_nanos().saturating_add(1), Ordering::Relaxed);
     }
 
+    /// The message is handled: counted, and the service idle. Called twice for a call (before its
+    /// reply goes out, then after the handler returns), which counts it once.
     #[inline]
     fn end(&self) {
-        // One writer (the service's task), so a load and a store rather than a locked add.
-        let n = self.handled.load(Ordering::Relaxed);
-        self.handled.store(n.wrapping_add(1), Ordering::Relaxed);
-        self.busy_since.store(0, Ordering::Relaxed);
+        // One writer (the service's task), so loads and stores rather than locked operations.
+        if self.busy_since.load(Ordering::Relaxed) != 0 {
+            let n = self.handled.load(Ordering::Relaxed);
+            self.handled.store(n.wrapping_add(1), Ordering::Relaxed);
+            self.busy_since.store(0, Ordering::Relaxed);
+        }
     }
 }
 
 #[cfg(target_os = "linux")]
 fn coarse_now_nanos() -> u64 {
-    #[repr(C)]
-    struct Timespec {
-        tv_sec: i64,
-        tv_nsec: i64,
-    }
-    extern "C" {
-        fn clock_gettime(clock: i32, tp: *mut Timespec) -> i32;
-    }
-    const CLOCK_MONOTONIC_COARSE: i32 = 6;
-    let mut ts = Timespec {
+    let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes one timespec to a valid pointer; with a clock id that exists
-    // on every Linux since 2.6.32 it cannot fail, and if it did `ts` would stay zero.
+    // SAFETY: clock_gettime writes one timespec through a pointer to a live, writable one. With
+    // a clock that every Linux since 2.6.32 has it does not fail; if it did, `ts` would stay zero
+    // and the handler's elapsed time would read as since boot, never undefined behaviour.
     unsafe {
-        clock_gettime(CLOCK_MONOTONIC_COARSE, &mut ts);
+        libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts);
     }
     (ts.tv_sec as u64)
         .wrapping_mul(1_000_000_000)
@@ -801,16 +794,9 @@ fn coarse_now_nanos() -> u64 {
 static STATS: LazyLock<RwLock<HashMap<ActorId, Weak<ServiceStats>>>> =
     LazyLock::new(|| RwLock::new(HashMap::new()));
 
-fn register<S: Service>(cell: &ActorCell) -> Arc<ServiceStats> {
-    let stats = Arc::new(ServiceStats {
-        name: S::NAME,
-        #[cfg(feature = "chaos")]
-        inject: inject::<S>,
-        handled: AtomicU64::new(0),
-        busy_since: AtomicU64::new(0),
-    });
-    STATS.write().insert(cell.get_id(), Arc::downgrade(&stats));
-    stats
+/// Publishes a service's counters, once its constructor has succeeded.
+fn register(cell: &ActorCell, stats: &Arc<ServiceStats>) {
+    STATS.write().insert(cell.get_id(), Arc::downgrade(stats));
 }
 
 fn unregister(id: &ActorId) {
@@ -1246,6 +1232,12 @@ pub mod __private {
             let _ = ctx;
             match fault {}
         }
+    }
+
+    /// Counts the message a call's handler has just handled, before its reply goes out: a caller
+    /// that reads [`stats`](crate::service::stats) once the reply came sees it counted.
+    pub fn handled<S: crate::service::Service>(ctx: &crate::service::Ctx<S>) {
+        ctx.inner.stats.end();
     }
 
     /// Turns a method's error into the actor's failure.

@@ -325,6 +325,22 @@ async fn the_default_call_timeout_is_five_seconds_and_infinity_has_none() {
     actor.stop(None);
 }
 
+/// A call is counted before its reply goes out: a read right after the call returns counts it and
+/// shows the service idle. On a multi-thread runtime the caller resumes on another worker while
+/// the service's task may still be finishing the handler, so a count taken after the reply would
+/// be missed by some of these reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_counted_before_its_reply_goes_out() {
+    let (gate, actor, _entered, _release) = gate().await;
+    let cell = actor.get_cell();
+    for n in 1..=2_000u64 {
+        gate.quick().await.unwrap();
+        let stats = canopy::service::stats(&cell).unwrap();
+        assert_eq!((stats.handled, stats.current), (n, None), "after call {n}");
+    }
+    actor.stop(None);
+}
+
 #[tokio::test]
 async fn counters_show_messages_handled_and_the_current_handler() {
     let (gate, actor, mut entered, release) = gate().await;

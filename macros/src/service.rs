@@ -814,6 +814,8 @@ fn generate(item: &ItemImpl, options: &Options, s: &Analysed) -> TokenStream {
             Kind::Call { .. } | Kind::CallResult { .. } => quote!(
                 __CanopyMsg::#ident(#(#names,)* __canopy_reply) => {
                     let __canopy_out = #invoke;
+                    // Counted before the reply goes out, so that the caller reads it counted.
+                    ::canopy::service::__private::handled(__canopy_ctx);
                     // The caller may have given up (timeout): nobody to tell.
                     let _ = __canopy_reply.send(__canopy_out);
                 }
@@ -1200,10 +1202,7 @@ mod tests {
         );
         let client = |name| docs_of(&expansion, "CounterClient", name);
         for (name, want) in [
-            (
-                "get",
-                &[" The count so far.", "", " Never negative."][..],
-            ),
+            ("get", &[" The count so far.", "", " Never negative."][..]),
             ("add", &[" Adds `k`."][..]),
             ("parse", &["Parses `s`."][..]),
         ] {
@@ -1218,7 +1217,9 @@ mod tests {
         let reset = client("reset");
         assert_eq!(reset.len(), 1);
         assert!(
-            reset[0].iter().all(|line| !line.contains("count") && !line.contains("Adds")),
+            reset[0]
+                .iter()
+                .all(|line| !line.contains("count") && !line.contains("Adds")),
             "an undocumented method borrows no other's docs: {:?}",
             reset[0]
         );
