@@ -136,6 +136,69 @@ pub struct ChildInfo<P = ActorCell> {
     pub starting: bool,
 }
 
+/// One child lent by reference for the instant of a [`Core::visit_children`] call: the fields of
+/// a [`ChildInfo`], borrowed from the supervisor's state instead of copied out of it.
+#[derive(Debug)]
+pub struct ChildView<'a, P = ActorCell> {
+    /// The child's id (a dynamic child's key, as text).
+    pub id: &'a str,
+    /// Running, restarting or stopped.
+    pub status: ChildStatus<&'a P>,
+    /// Worker or supervisor.
+    pub kind: ChildKind,
+    /// The restart type.
+    pub restart: Restart,
+    /// How many times the supervisor restarted it (API restarts not included).
+    pub restarts: u32,
+    /// The reason of its last exit, if it has exited.
+    pub last_exit: Option<&'a ExitReason>,
+    /// When a backed-off restart is due, while the child waits for it.
+    pub next_attempt: Option<Instant>,
+    /// How the supervisor stops it.
+    pub shutdown: Shutdown,
+    /// Whether its exit can shut the supervisor down (auto-shutdown).
+    pub significant: bool,
+    /// When the current incarnation started, while it runs.
+    pub started_at: Option<Instant>,
+    /// When it last exited, if it has.
+    pub last_exit_at: Option<Instant>,
+    /// Its start function is running right now.
+    pub starting: bool,
+}
+
+impl<P: Clone> ChildView<'_, P> {
+    /// The same child, copied out.
+    ///
+    /// ```
+    /// use canopy::{core::Core, ChildSpec, Start, SupervisorSpec};
+    /// let spec = SupervisorSpec::default().child(ChildSpec::new("a", |_| async { Ok(Start::Ignore) }));
+    /// let core: Core<u64> = Core::new(&spec).unwrap();
+    /// let mut ids = Vec::new();
+    /// core.visit_children(|child| ids.push(child.to_info().id));
+    /// assert_eq!(ids, ["a"]);
+    /// ```
+    pub fn to_info(&self) -> ChildInfo<P> {
+        ChildInfo {
+            id: self.id.to_string(),
+            status: match &self.status {
+                ChildStatus::Running(p) => ChildStatus::Running((*p).clone()),
+                ChildStatus::Restarting => ChildStatus::Restarting,
+                ChildStatus::Stopped => ChildStatus::Stopped,
+            },
+            kind: self.kind,
+            restart: self.restart,
+            restarts: self.restarts,
+            last_exit: self.last_exit.cloned(),
+            next_attempt: self.next_attempt,
+            shutdown: self.shutdown,
+            significant: self.significant,
+            started_at: self.started_at,
+            last_exit_at: self.last_exit_at,
+            starting: self.starting,
+        }
+    }
+}
+
 /// A supervisor's strategy and restart budget, and how much of it is in use.
 ///
 /// ```
@@ -462,11 +525,11 @@ impl<P: Pid> Child<P> {
     /// `starting`: the operation in progress will start this child (a one_for_all or
     /// rest_for_one round that has stopped it and not started it again yet): it shows as
     /// restarting, not stopped, so that nobody takes it for stopped for good.
-    fn info(&self, starting: bool, starting_now: bool) -> ChildInfo<P> {
-        ChildInfo {
-            id: self.spec.id.clone(),
+    fn view(&self, starting: bool, starting_now: bool) -> ChildView<'_, P> {
+        ChildView {
+            id: &self.spec.id,
             status: match &self.state {
-                State::Running(p) => ChildStatus::Running(p.clone()),
+                State::Running(p) => ChildStatus::Running(p),
                 State::Restarting => ChildStatus::Restarting,
                 State::Stopped if starting => ChildStatus::Restarting,
                 State::Stopped | State::Removed => ChildStatus::Stopped,
@@ -474,7 +537,7 @@ impl<P: Pid> Child<P> {
             kind: self.spec.kind,
             restart: self.spec.restart,
             restarts: self.restarts,
-            last_exit: self.last_exit.clone(),
+            last_exit: self.last_exit.as_ref(),
             next_attempt: self.next_attempt,
             shutdown: self.spec.get_shutdown(),
             significant: self.spec.significant,
@@ -967,7 +1030,32 @@ impl<P: Pid> Core<P> {
         self.find(id).map(|idx| self.info_at(idx))
     }
 
+    /// Lends every child but the removed ones to `visit`, in start order (the reverse of
+    /// [`which_children`](Self::which_children)), without copying them: what a reader that turns
+    /// children into its own types (the snapshot) uses instead of `which_children`.
+    ///
+    /// ```
+    /// use canopy::{core::Core, ChildSpec, Start, SupervisorSpec};
+    /// let ignore = |id| ChildSpec::new(id, |_| async { Ok(Start::Ignore) });
+    /// let core: Core<u64> =
+    ///     Core::new(&SupervisorSpec::default().child(ignore("a")).child(ignore("b"))).unwrap();
+    /// let mut ids = Vec::new();
+    /// core.visit_children(|child| ids.push(child.id.to_string()));
+    /// assert_eq!(ids, ["a", "b"]);
+    /// ```
+    pub fn visit_children(&self, mut visit: impl FnMut(&ChildView<'_, P>)) {
+        for idx in 0..self.children.len() {
+            if !matches!(self.children[idx].state, State::Removed) {
+                visit(&self.view_at(idx));
+            }
+        }
+    }
+
     fn info_at(&self, idx: usize) -> ChildInfo<P> {
+        self.view_at(idx).to_info()
+    }
+
+    fn view_at(&self, idx: usize) -> ChildView<'_, P> {
         let starting = self.op.as_ref().is_some_and(|op| {
             op.steps
                 .iter()
@@ -978,7 +1066,7 @@ impl<P: Pid> Core<P> {
             .op
             .as_ref()
             .is_some_and(|op| matches!(op.current, Some(Step::Start(i)) if i == idx));
-        self.children[idx].info(starting, starting_now)
+        self.children[idx].view(starting, starting_now)
     }
 
     /// OTP's `count_children`.

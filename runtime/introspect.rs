@@ -35,13 +35,16 @@ use std::sync::{Arc, LazyLock};
 use parking_lot::RwLock;
 use ractor::{ActorCell, ActorId, ActorStatus};
 
-use crate::core::ChildInfo;
+use crate::core::{ChildInfo, ChildView};
 use crate::spec::ChildKind;
 
 /// What the tree reads from a supervisor's decision state, under the supervisor's own lock.
 pub(crate) trait Children: Send + Sync {
     /// Every child, most recently started first.
     fn which_children(&self) -> Vec<ChildInfo>;
+    /// Lends every child to `visit` in start order, under the supervisor's lock: for readers that
+    /// turn them into types of their own without a copy in between.
+    fn visit(&self, visit: &mut dyn FnMut(&ChildView<'_>));
     /// One child by id (a dynamic child's id is its key).
     fn child(&self, id: &str) -> Option<ChildInfo>;
     /// The tree is being killed at once: every running child's last exit becomes `killed`.

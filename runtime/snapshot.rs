@@ -38,10 +38,10 @@
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use ractor::{ActorCell, ActorStatus};
+use ractor::{ActorCell, ActorId, ActorStatus};
 use serde::{Deserialize, Serialize};
 
-use crate::core::{ChildInfo, ChildStatus};
+use crate::core::{ChildInfo, ChildStatus, ChildView};
 use crate::exit::ExitReason;
 use crate::introspect::{self, Node};
 use crate::spec::{ChildKind, Restart, Shutdown, Strategy};
@@ -239,16 +239,15 @@ fn parent_info(path: &str) -> Option<ChildInfo> {
 }
 
 fn supervisor_node(node: &Node, entry: Option<&ChildInfo>, clock: &Clock) -> NodeSnapshot {
-    let id = node
-        .path
-        .rsplit_once('/')
-        .map_or(node.path.as_str(), |(_, id)| id)
-        .to_string();
     let mut snap = match entry {
-        Some(info) => child_fields(node.path.clone(), info, clock),
+        Some(info) => child_fields(node.path.clone(), &view_of(info), clock),
         None => NodeSnapshot {
             path: node.path.clone(),
-            id,
+            id: node
+                .path
+                .rsplit_once('/')
+                .map_or(node.path.as_str(), |(_, id)| id)
+                .to_string(),
             kind: Kind::Supervisor,
             restart: None,
             shutdown: None,
@@ -265,6 +264,12 @@ fn supervisor_node(node: &Node, entry: Option<&ChildInfo>, clock: &Clock) -> Nod
             children: Vec::new(),
         },
     };
+    fill_supervisor(node, &mut snap, clock);
+    snap
+}
+
+/// A supervisor's budget and children, into its own node `snap`.
+fn fill_supervisor(node: &Node, snap: &mut NodeSnapshot, clock: &Clock) {
     let budget = node.children.budget(clock.instant);
     snap.supervisor = Some(SupervisorSnapshot {
         strategy: match budget.strategy {
@@ -278,15 +283,26 @@ fn supervisor_node(node: &Node, entry: Option<&ChildInfo>, clock: &Clock) -> Nod
         period_ms: millis(budget.period),
         restarts_in_window: budget.restarts_in_window as u64,
     });
-    // which_children is newest first; a snapshot lists start order.
-    snap.children = node
-        .children
-        .which_children()
-        .into_iter()
-        .rev()
-        .map(|info| child_node(&node.path, info, clock))
-        .collect();
-    snap
+    // The children are written straight from the supervisor's state, under its lock, in start
+    // order; the running supervisors among them are read after that lock is released, so that
+    // each lock is held for its own children only.
+    let children = &mut snap.children;
+    let mut below: Vec<(usize, ActorId)> = Vec::new();
+    node.children.visit(&mut |child| {
+        if let (ChildKind::Supervisor, ChildStatus::Running(cell)) = (child.kind, &child.status) {
+            below.push((children.len(), cell.get_id()));
+        }
+        children.push(child_fields(child_path(&node.path, child.id), child, clock));
+    });
+    for (at, id) in below {
+        if let Some(sub) = introspect::node(&id) {
+            let snap = &mut children[at];
+            if snap.path != sub.path {
+                snap.path.clone_from(&sub.path);
+            }
+            fill_supervisor(&sub, snap, clock);
+        }
+    }
 }
 
 /// A child, descending into it if it is a running supervisor.
@@ -298,10 +314,41 @@ fn child_node(parent: &str, info: ChildInfo, clock: &Clock) -> NodeSnapshot {
             }
         }
     }
-    child_fields(format!("{parent}/{}", info.id), &info, clock)
+    child_fields(child_path(parent, &info.id), &view_of(&info), clock)
 }
 
-fn child_fields(path: String, info: &ChildInfo, clock: &Clock) -> NodeSnapshot {
+/// `parent/id`, without the formatting machinery: a snapshot builds one per node.
+fn child_path(parent: &str, id: &str) -> String {
+    let mut path = String::with_capacity(parent.len() + 1 + id.len());
+    path.push_str(parent);
+    path.push('/');
+    path.push_str(id);
+    path
+}
+
+/// A copied-out entry, lent the way the supervisor's state lends its children.
+fn view_of(info: &ChildInfo) -> ChildView<'_> {
+    ChildView {
+        id: &info.id,
+        status: match &info.status {
+            ChildStatus::Running(cell) => ChildStatus::Running(cell),
+            ChildStatus::Restarting => ChildStatus::Restarting,
+            ChildStatus::Stopped => ChildStatus::Stopped,
+        },
+        kind: info.kind,
+        restart: info.restart,
+        restarts: info.restarts,
+        last_exit: info.last_exit.as_ref(),
+        next_attempt: info.next_attempt,
+        shutdown: info.shutdown,
+        significant: info.significant,
+        started_at: info.started_at,
+        last_exit_at: info.last_exit_at,
+        starting: info.starting,
+    }
+}
+
+fn child_fields(path: String, info: &ChildView<'_>, clock: &Clock) -> NodeSnapshot {
     let (status, actor_id, service) = match &info.status {
         ChildStatus::Running(cell) => (
             cell_status(cell, Status::Running),
@@ -328,7 +375,7 @@ fn child_fields(path: String, info: &ChildInfo, clock: &Clock) -> NodeSnapshot {
         .map(|s| u64::from(s.current_handler_ms.is_some()));
     NodeSnapshot {
         path,
-        id: info.id.clone(),
+        id: info.id.to_string(),
         kind: match info.kind {
             ChildKind::Worker => Kind::Worker,
             ChildKind::Supervisor => Kind::Supervisor,
@@ -352,7 +399,7 @@ fn child_fields(path: String, info: &ChildInfo, clock: &Clock) -> NodeSnapshot {
             .started_at
             .map(|at| millis(clock.instant.saturating_duration_since(at))),
         restarts: info.restarts,
-        last_exit: info.last_exit.as_ref().map(|reason| LastExit {
+        last_exit: info.last_exit.map(|reason| LastExit {
             reason: reason.to_string(),
             class: match reason {
                 ExitReason::Normal => "normal",

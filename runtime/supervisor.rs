@@ -74,6 +74,10 @@ impl introspect::Children for Mutex<Core<ActorCell>> {
         self.lock().which_children()
     }
 
+    fn visit(&self, visit: &mut dyn FnMut(&crate::core::ChildView<'_>)) {
+        self.lock().visit_children(visit);
+    }
+
     fn child(&self, id: &str) -> Option<ChildInfo> {
         self.lock().which_child(id)
     }

@@ -37,13 +37,13 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Debug;
+use std::fmt::{Debug, Write as _};
 use std::time::{Duration, Instant};
 
 use crate::backoff::{Backoff, BackoffState, Jitter};
 use crate::core::{
-    shutdown_went_as_planned, ChildCounts, ChildError, ChildInfo, ChildStatus, Pid, Report,
-    StartFailure, REACHED_MAX_RESTART_INTENSITY,
+    shutdown_went_as_planned, ChildCounts, ChildError, ChildInfo, ChildStatus, ChildView, Pid,
+    Report, StartFailure, REACHED_MAX_RESTART_INTENSITY,
 };
 use crate::dynamic::DynamicSpec;
 use crate::exit::ExitReason;
@@ -458,6 +458,34 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             .collect()
     }
 
+    /// Lends every child to `visit`, in start order (the reverse of
+    /// [`which_children`](Self::which_children)), without copying them (see
+    /// [`Core::visit_children`](crate::core::Core::visit_children)).
+    ///
+    /// ```
+    /// use canopy::dynamic::core::DynCore;
+    /// use canopy::{dynamic::DynamicSpec, Start};
+    /// let mut core: DynCore<u64, ()> =
+    ///     DynCore::new(&DynamicSpec::new(|_s, _a: ()| async { Ok(Start::Ignore) })).unwrap();
+    /// core.start_child(());
+    /// core.started(Ok(Some(10)));
+    /// core.start_child(());
+    /// core.started(Ok(Some(20)));
+    /// let mut seen = Vec::new();
+    /// core.visit_children(|child| seen.push((child.id.to_string(), child.status.pid().copied())));
+    /// assert_eq!(seen, [("1".to_string(), Some(&10)), ("2".to_string(), Some(&20))]);
+    /// ```
+    pub fn visit_children(&self, mut visit: impl FnMut(&ChildView<'_, P>)) {
+        // Every key is written into one buffer rather than a string of its own.
+        let mut id = String::new();
+        for (&key, child) in &self.children {
+            id.clear();
+            // Writing to a String cannot fail.
+            let _ = write!(id, "{key}");
+            visit(&self.view(&id, key, child));
+        }
+    }
+
     /// One child by its running process, or a restarting child by its last one (OTP 28's
     /// `which_child/2` with a pid).
     pub fn which_child(&self, pid: &P) -> Option<ChildInfo<P>> {
@@ -735,18 +763,23 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     }
 
     fn info(&self, key: u64, child: &Child<P, A>) -> ChildInfo<P> {
+        self.view(&key.to_string(), key, child).to_info()
+    }
+
+    /// `child`, whose key is `key`, written `id`.
+    fn view<'a>(&'a self, id: &'a str, key: u64, child: &'a Child<P, A>) -> ChildView<'a, P> {
         let (status, next_attempt) = match (&child.state, &child.pid) {
-            (State::Running, Some(pid)) => (ChildStatus::Running(pid.clone()), None),
+            (State::Running, Some(pid)) => (ChildStatus::Running(pid), None),
             (State::Delayed(at), _) => (ChildStatus::Restarting, *at),
             _ => (ChildStatus::Restarting, None),
         };
-        ChildInfo {
-            id: key.to_string(),
+        ChildView {
+            id,
             status,
             kind: self.kind,
             restart: self.restart,
             restarts: child.restarts,
-            last_exit: child.last_exit.clone(),
+            last_exit: child.last_exit.as_ref(),
             next_attempt,
             shutdown: self.shutdown,
             significant: false,

@@ -62,6 +62,10 @@ impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
         self.lock().which_children()
     }
 
+    fn visit(&self, visit: &mut dyn FnMut(&crate::core::ChildView<'_>)) {
+        self.lock().visit_children(visit);
+    }
+
     fn child(&self, id: &str) -> Option<ChildInfo> {
         let key = id.parse::<u64>().ok()?;
         self.lock().child_info(key)
