@@ -1030,6 +1030,17 @@ impl<P: Pid> Core<P> {
         self.find(id).map(|idx| self.info_at(idx))
     }
 
+    /// How many children [`visit_children`](Self::visit_children) lends at most.
+    ///
+    /// ```
+    /// use canopy::{core::Core, SupervisorSpec};
+    /// let core: Core<u64> = Core::new(&SupervisorSpec::default()).unwrap();
+    /// assert_eq!(core.child_count(), 0);
+    /// ```
+    pub fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
     /// Lends every child but the removed ones to `visit`, in start order (the reverse of
     /// [`which_children`](Self::which_children)), without copying them: what a reader that turns
     /// children into its own types (the snapshot) uses instead of `which_children`.

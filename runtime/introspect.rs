@@ -43,8 +43,9 @@ pub(crate) trait Children: Send + Sync {
     /// Every child, most recently started first.
     fn which_children(&self) -> Vec<ChildInfo>;
     /// Lends every child to `visit` in start order, under the supervisor's lock: for readers that
-    /// turn them into types of their own without a copy in between.
-    fn visit(&self, visit: &mut dyn FnMut(&ChildView<'_>));
+    /// turn them into types of their own without a copy in between. The first argument is how
+    /// many children there are at most, to size what the reader fills.
+    fn visit(&self, visit: &mut dyn FnMut(usize, &ChildView<'_>));
     /// One child by id (a dynamic child's id is its key).
     fn child(&self, id: &str) -> Option<ChildInfo>;
     /// The tree is being killed at once: every running child's last exit becomes `killed`.

@@ -253,7 +253,7 @@ fn supervisor_node(node: &Node, entry: Option<&ChildInfo>, clock: &Clock) -> Nod
             shutdown: None,
             significant: false,
             status: cell_status(&node.cell, Status::Running),
-            actor_id: Some(node.cell.get_id().to_string()),
+            actor_id: Some(actor_id(node.cell.get_id())),
             started_at_ms: None,
             uptime_ms: None,
             restarts: 0,
@@ -288,7 +288,8 @@ fn fill_supervisor(node: &Node, snap: &mut NodeSnapshot, clock: &Clock) {
     // each lock is held for its own children only.
     let children = &mut snap.children;
     let mut below: Vec<(usize, ActorId)> = Vec::new();
-    node.children.visit(&mut |child| {
+    node.children.visit(&mut |count, child| {
+        children.reserve(count.saturating_sub(children.len()));
         if let (ChildKind::Supervisor, ChildStatus::Running(cell)) = (child.kind, &child.status) {
             below.push((children.len(), cell.get_id()));
         }
@@ -326,6 +327,36 @@ fn child_path(parent: &str, id: &str) -> String {
     path
 }
 
+/// An actor id as ractor prints it (`0.42`, `node.pid`), without the formatting machinery: a
+/// snapshot writes one per running node.
+fn actor_id(id: ActorId) -> String {
+    let (node, pid) = match id {
+        ActorId::Local(pid) => (0, pid),
+        ActorId::Remote { node_id, pid } => (node_id, pid),
+    };
+    let mut text = String::with_capacity(24);
+    push_decimal(&mut text, node);
+    text.push('.');
+    push_decimal(&mut text, pid);
+    text
+}
+
+fn push_decimal(text: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[at..] {
+        text.push(char::from(d));
+    }
+}
+
 /// A copied-out entry, lent the way the supervisor's state lends its children.
 fn view_of(info: &ChildInfo) -> ChildView<'_> {
     ChildView {
@@ -352,7 +383,7 @@ fn child_fields(path: String, info: &ChildView<'_>, clock: &Clock) -> NodeSnapsh
     let (status, actor_id, service) = match &info.status {
         ChildStatus::Running(cell) => (
             cell_status(cell, Status::Running),
-            Some(cell.get_id().to_string()),
+            Some(actor_id(cell.get_id())),
             crate::service::stats(cell).map(|s| ServiceSnapshot {
                 service: s.service.to_string(),
                 messages_handled: s.handled,
@@ -434,28 +465,32 @@ fn millis(d: Duration) -> u64 {
 /// same way. The cores keep tokio's clock, which a paused test clock moves.
 struct Clock {
     instant: Instant,
-    system: SystemTime,
+    /// The wall clock at `instant`, in nanoseconds since the Unix epoch (0 before it).
+    unix_nanos: u128,
 }
 
 impl Clock {
     fn now() -> Clock {
         Clock {
             instant: tokio::time::Instant::now().into_std(),
-            system: SystemTime::now(),
+            unix_nanos: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos(),
         }
     }
 
+    /// `at` on the wall clock, in whole milliseconds since the Unix epoch (0 before it); in
+    /// integers rather than `SystemTime` arithmetic, which a snapshot would do twice per node.
     fn unix_ms(&self, at: Instant) -> u64 {
-        let wall = if at <= self.instant {
-            self.system
-                .checked_sub(self.instant.duration_since(at))
-                .unwrap_or(UNIX_EPOCH)
+        let nanos = if at <= self.instant {
+            self.unix_nanos
+                .saturating_sub(self.instant.duration_since(at).as_nanos())
         } else {
-            self.system
-                .checked_add(at.duration_since(self.instant))
-                .unwrap_or(self.system)
+            self.unix_nanos
+                .saturating_add(at.duration_since(self.instant).as_nanos())
         };
-        millis(wall.duration_since(UNIX_EPOCH).unwrap_or_default())
+        u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX)
     }
 }
 
@@ -538,4 +573,61 @@ fn render(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The snapshot writes actor ids itself: exactly as ractor prints them.
+    #[test]
+    fn actor_ids_read_as_ractor_prints_them() {
+        for id in [
+            ActorId::Local(0),
+            ActorId::Local(7),
+            ActorId::Local(10),
+            ActorId::Local(4_294_967_296),
+            ActorId::Local(u64::MAX),
+            ActorId::Remote { node_id: 3, pid: 0 },
+            ActorId::Remote {
+                node_id: u64::MAX,
+                pid: 1_000_001,
+            },
+        ] {
+            assert_eq!(actor_id(id), id.to_string());
+        }
+    }
+
+    /// Wall-clock milliseconds in integers agree with `SystemTime` arithmetic, before and after
+    /// the instant the clock was read, and saturate at the epoch.
+    #[test]
+    fn wall_clock_milliseconds_agree_with_system_time() {
+        let clock = Clock::now();
+        let system = UNIX_EPOCH + Duration::from_nanos(clock.unix_nanos as u64);
+        for nanos in [
+            0u64,
+            1,
+            999_999,
+            1_000_000,
+            1_234_567_891,
+            86_400_000_000_123,
+        ] {
+            let d = Duration::from_nanos(nanos);
+            let Some(earlier) = clock.instant.checked_sub(d) else {
+                continue;
+            };
+            let want = (system - d).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            assert_eq!(clock.unix_ms(earlier), want, "{d:?} before");
+            let want = (system + d).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+            assert_eq!(clock.unix_ms(clock.instant + d), want, "{d:?} after");
+        }
+        let at_epoch = Clock {
+            instant: clock.instant,
+            unix_nanos: 5_000_000,
+        };
+        assert_eq!(at_epoch.unix_ms(clock.instant), 5);
+        if let Some(before) = clock.instant.checked_sub(Duration::from_secs(1)) {
+            assert_eq!(at_epoch.unix_ms(before), 0);
+        }
+    }
 }

@@ -458,6 +458,19 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             .collect()
     }
 
+    /// How many children [`visit_children`](Self::visit_children) lends.
+    ///
+    /// ```
+    /// use canopy::dynamic::core::DynCore;
+    /// use canopy::{dynamic::DynamicSpec, Start};
+    /// let core: DynCore<u64, ()> =
+    ///     DynCore::new(&DynamicSpec::new(|_s, _a: ()| async { Ok(Start::Ignore) })).unwrap();
+    /// assert_eq!(core.child_count(), 0);
+    /// ```
+    pub fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
     /// Lends every child to `visit`, in start order (the reverse of
     /// [`which_children`](Self::which_children)), without copying them (see
     /// [`Core::visit_children`](crate::core::Core::visit_children)).

@@ -62,8 +62,10 @@ impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
         self.lock().which_children()
     }
 
-    fn visit(&self, visit: &mut dyn FnMut(&crate::core::ChildView<'_>)) {
-        self.lock().visit_children(visit);
+    fn visit(&self, visit: &mut dyn FnMut(usize, &crate::core::ChildView<'_>)) {
+        let core = self.lock();
+        let count = core.child_count();
+        core.visit_children(|child| visit(count, child));
     }
 
     fn child(&self, id: &str) -> Option<ChildInfo> {
