@@ -1,9 +1,10 @@
 //! Restart-transparent handles: a reference to a child that follows it across restarts.
 //!
 //! A ractor `ActorRef` names one incarnation; after a restart it points at a dead actor and every
-//! send to it fails. A [`ChildHandle`] names the child slot instead: it keeps the current incarnation's
-//! `ActorRef` and sends straight to it (one read lock, no extra hop), and when that incarnation is gone
-//! it looks up the new one in the supervisor's shared state. A child of a static supervisor is
+//! send to it fails. A [`ChildHandle`] names the child slot instead: it keeps the current
+//! incarnation's `ActorRef` and sends straight to it (no lock and no extra hop: each thread keeps
+//! the incarnation it last sent to, valid until a restart moves the handle's generation on), and
+//! when that incarnation is gone it looks up the new one in the supervisor's shared state. A child of a static supervisor is
 //! followed by its path (`/app/web/listener`): when its supervisor, or any supervisor above it, is
 //! restarted, the handle finds the child under the supervisor's next incarnation.
 //!
