@@ -485,8 +485,8 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     /// core.start_child(());
     /// core.started(Ok(Some(20)));
     /// let mut seen = Vec::new();
-    /// core.visit_children(|child| seen.push((child.id.to_string(), child.status.pid().copied())));
-    /// assert_eq!(seen, [("1".to_string(), Some(&10)), ("2".to_string(), Some(&20))]);
+    /// core.visit_children(|child| seen.push((child.id.to_string(), child.status.pid().map(|p| **p))));
+    /// assert_eq!(seen, [("1".to_string(), Some(10)), ("2".to_string(), Some(20))]);
     /// ```
     pub fn visit_children(&self, mut visit: impl FnMut(&ChildView<'_, P>)) {
         // Every key is written into one buffer rather than a string of its own.
