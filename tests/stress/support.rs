@@ -157,7 +157,10 @@ impl Aftermath {
     /// on the 1,011-node tree): what glibc keeps in fragmented pages of its per-thread arenas. A
     /// 64 MiB leak planted in a test fails it, and so did the retention fixed with these tests
     /// (killed supervisors' entries holding their specs: 29 MiB after the full storm). A leaked
-    /// actor of any size is the actor and task checks' to see.
+    /// actor of any size is the actor and task checks' to see. The full sizes move up to a
+    /// million messages through the allocator, which then keeps more of its high-water mark
+    /// (12 MiB after test (d) alone, 61 MiB after (d) following (f)): there the bound is 256 MiB,
+    /// a check against gross leaks only.
     fn check_memory(&self) {
         trim();
         let now = rss_bytes();
@@ -168,13 +171,14 @@ impl Aftermath {
             now / 1024,
             grown / 1024
         );
+        let tolerance = if full() { 256 << 20 } else { RSS_TOLERANCE };
         assert!(
-            grown <= RSS_TOLERANCE,
+            grown <= tolerance,
             "resident memory grew by {} KiB (from {} KiB to {} KiB), more than {} KiB",
             grown / 1024,
             self.rss / 1024,
             now / 1024,
-            RSS_TOLERANCE / 1024
+            tolerance / 1024
         );
     }
 }
