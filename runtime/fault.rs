@@ -1,15 +1,15 @@
 //! Named fault points: `canopy::fault_point!("name").await?` in a handler, configured at run time.
 //!
 //! A fault point is a place in your code where a test (or a staging run) can make things go wrong
-//! on purpose: return an error, panic, or wait. Which, and when, is a [`Scenario`] set by name with
-//! [`configure`] (feature `chaos`):
+//! on purpose: return an error, panic, or wait. Which, and when, is a `Scenario` set by name with
+//! `configure` (feature `chaos`):
 //!
 //! | scenario | what a hit does |
 //! |---|---|
-//! | [`Scenario::off`] (or no scenario) | nothing: `Ok(())` |
-//! | [`Scenario::error`] | returns `Err(FaultError)` |
-//! | [`Scenario::panic`] | panics, in the task that awaits the point |
-//! | [`Scenario::delay`] | waits on tokio's timer, then `Ok(())`: the worker thread runs other tasks meanwhile |
+//! | `Scenario::off` (or no scenario) | nothing: `Ok(())` |
+//! | `Scenario::error` | returns `Err(FaultError)` |
+//! | `Scenario::panic` | panics, in the task that awaits the point |
+//! | `Scenario::delay` | waits on tokio's timer, then `Ok(())`: the worker thread runs other tasks meanwhile |
 //! | `.after(n)` | the first `n` hits pass, the later ones fire |
 //! | `.probability(p, seed)` | each hit (past `after`) fires with probability `p`, drawn from a generator seeded with `seed` |
 //!
