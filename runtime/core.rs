@@ -608,7 +608,7 @@ pub struct Core<P> {
     children: Vec<Child<P>>,
     /// Where each child is in `children`, by id: what makes every call by id O(1). An entry may
     /// point at a tombstone (a removed child not swept yet); `find` checks.
-    ids: HashMap<String, usize>,
+    ids: HashMap<IdKey, usize>,
     /// Removed children still in `children`. They are swept once they are half of the list and no
     /// operation holds positions into it, so that removing a child costs O(1) amortised.
     tombstones: usize,
@@ -628,6 +628,31 @@ pub struct Core<P> {
     awaited: HashMap<P, AwaitedExit>,
 }
 
+/// A child's id as a map key, without a copy of it: the spec the child already shares.
+#[derive(Debug)]
+struct IdKey(Arc<ChildSpec>);
+
+impl PartialEq for IdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.id == other.0.id
+    }
+}
+
+impl Eq for IdKey {}
+
+impl Hash for IdKey {
+    // As `str` hashes, so that the map can be searched with a `&str` (`Borrow` below).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.id.as_str().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for IdKey {
+    fn borrow(&self) -> &str {
+        &self.0.id
+    }
+}
+
 /// A child stopped by a restart round, waiting for its real exit reason: what is needed to record
 /// and report it once it comes, even if the child was removed meanwhile (a temporary one).
 #[derive(Debug)]
@@ -643,21 +668,21 @@ impl<P: Pid> Core<P> {
     /// A core for this spec, with no child started yet. The spec is validated first.
     pub fn new(spec: &SupervisorSpec) -> Result<Self, SpecError> {
         spec.validate()?;
+        let children: Vec<Child<P>> = spec
+            .children
+            .iter()
+            .map(|child| Child::new(child.clone(), spec.backoff))
+            .collect();
         Ok(Core {
             strategy: spec.strategy,
             auto_shutdown: spec.auto_shutdown,
             window: RestartWindow::new(spec.intensity, spec.period),
-            children: spec
-                .children
-                .iter()
-                .map(|child| Child::new(child.clone(), spec.backoff))
-                .collect(),
-            ids: spec
-                .children
+            ids: children
                 .iter()
                 .enumerate()
-                .map(|(idx, child)| (child.id.clone(), idx))
+                .map(|(idx, child)| (IdKey(child.spec.clone()), idx))
                 .collect(),
+            children,
             tombstones: 0,
             pids: HashMap::with_capacity(spec.children.len()),
             op: None,
@@ -803,8 +828,9 @@ impl<P: Pid> Core<P> {
             }));
         }
         let idx = self.children.len();
-        self.ids.insert(spec.id.clone(), idx);
-        self.children.push(Child::new(spec, self.default_backoff));
+        let child = Child::new(spec, self.default_backoff);
+        self.ids.insert(IdKey(child.spec.clone()), idx);
+        self.children.push(child);
         self.begin(OpKind::ApiStart(idx), VecDeque::from([Step::Start(idx)]))
     }
 
@@ -1385,7 +1411,7 @@ impl<P: Pid> Core<P> {
         self.pids.clear();
         self.ids.clear();
         for (idx, child) in self.children.iter().enumerate() {
-            self.ids.insert(child.spec.id.clone(), idx);
+            self.ids.insert(IdKey(child.spec.clone()), idx);
             if let State::Running(pid) = &child.state {
                 self.pids.insert(pid.clone(), idx);
             }
