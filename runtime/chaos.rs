@@ -1179,6 +1179,7 @@ impl Counters {
     }
 
     /// Every (mode, outcome, count), in a fixed order.
+    #[cfg(feature = "metrics")]
     pub(crate) fn action_series(
         &self,
     ) -> impl Iterator<Item = (&'static str, &'static str, u64)> + '_ {
@@ -1191,6 +1192,7 @@ impl Counters {
     }
 
     /// Every (reason, count), in a fixed order.
+    #[cfg(feature = "metrics")]
     pub(crate) fn skip_series(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         SKIPS.iter().zip(self.skipped.iter()).map(|(r, n)| (*r, *n))
     }

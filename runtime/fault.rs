@@ -357,6 +357,7 @@ mod enabled {
     }
 
     /// Every configured point and its counts, sorted by name (the metrics read this).
+    #[cfg(feature = "metrics")]
     pub(crate) fn all_stats() -> Vec<(String, PointStats)> {
         let mut all: Vec<(String, PointStats)> = POINTS
             .lock()
