@@ -222,7 +222,16 @@ impl Slot {
 
     fn lookup(&self) -> Lookup {
         match self.node() {
-            Some(node) => status_of(node.children.child(&self.id)),
+            Some(node) => {
+                let info = node.children.child(&self.id);
+                // The supervisor may have begun its own stop between `node()`'s check and the read
+                // (ractor stops the children of a killed supervisor): its entry then tells its own
+                // shutdown, not the child's fate, which the supervisors above it decide.
+                if self.follow && node.cell.get_status() >= ActorStatus::Stopping {
+                    return fate_of(&self.sup_path);
+                }
+                status_of(info)
+            }
             None if self.follow => fate_of(&self.sup_path),
             None => Lookup::Gone,
         }
