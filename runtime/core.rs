@@ -626,6 +626,8 @@ pub struct Core<P> {
     /// Children a restart round stopped whose own exit reason has not arrived yet, by the process
     /// that was stopped (see [`Core::terminated_later`]).
     awaited: HashMap<P, AwaitedExit>,
+    /// The supervisor has begun to stop for good (see [`Core::is_exiting`]).
+    exiting: bool,
 }
 
 /// A child's id as a map key, without a copy of it: the spec the child already shares.
@@ -692,6 +694,7 @@ impl<P: Pid> Core<P> {
             clock: None,
             generations: 0,
             awaited: HashMap::new(),
+            exiting: false,
         })
     }
 
@@ -802,6 +805,7 @@ impl<P: Pid> Core<P> {
     /// Stop every running child in reverse start order, then exit with `reason`. Any
     /// operation in progress is abandoned.
     pub fn shutdown(&mut self, reason: ExitReason) -> Command<P> {
+        self.exiting = true;
         let steps = self.terminate_steps(0);
         self.op = None;
         for child in &mut self.children {
@@ -1051,6 +1055,25 @@ impl<P: Pid> Core<P> {
             .collect()
     }
 
+    /// Whether the supervisor has begun to stop for good: a shutdown (asked for, or after too many
+    /// restarts, or an automatic one), or the undoing of a failed start-up. It never turns back,
+    /// so a reader who sees `false` after reading a child knows the child's entry told the
+    /// child's own fate, not the supervisor's exit.
+    ///
+    /// ```
+    /// use canopy::core::Core;
+    /// use canopy::{ChildSpec, ExitReason, Start, SupervisorSpec};
+    ///
+    /// let spec = SupervisorSpec::default().child(ChildSpec::new("a", |_| async { Ok(Start::Ignore) }));
+    /// let mut core: Core<u64> = Core::new(&spec).unwrap();
+    /// assert!(!core.is_exiting());
+    /// core.shutdown(ExitReason::Shutdown);
+    /// assert!(core.is_exiting());
+    /// ```
+    pub fn is_exiting(&self) -> bool {
+        self.exiting
+    }
+
     /// One child by id.
     pub fn which_child(&self, id: &str) -> Option<ChildInfo<P>> {
         self.find(id).map(|idx| self.info_at(idx))
@@ -1290,6 +1313,7 @@ impl<P: Pid> Core<P> {
         if let Some(OpKind::Init) = kind {
             // Undo the start-up in reverse order, then fail.
             self.children[idx].state = State::Stopped;
+            self.exiting = true;
             let steps = self.terminate_steps(0);
             return self.begin(OpKind::InitAbort { id, reason }, steps);
         }

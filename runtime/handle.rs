@@ -18,6 +18,11 @@
 //! exited, or its supervisor stopped for good). A dynamic child is gone with its supervisor: a
 //! dynamic supervisor that is restarted starts with no children.
 //!
+//! While a supervisor stops its children one by one, a child it has already stopped is judged by
+//! what happens to the supervisor: a send waits if a supervisor above is restarting it, and gets
+//! `ChildGone` if the tree is stopping for good. A child not stopped yet still takes messages until
+//! its turn, so the children stopped before it can drain through their handles.
+//!
 //! What a handle cannot promise, no more than OTP can: a message accepted into a mailbox of an actor
 //! that then crashes before handling it is lost with that actor.
 //!
@@ -223,14 +228,23 @@ impl Slot {
     fn lookup(&self) -> Lookup {
         match self.node() {
             Some(node) => {
-                let info = node.children.child(&self.id);
-                // The supervisor may have begun its own stop between `node()`'s check and the read
-                // (ractor stops the children of a killed supervisor): its entry then tells its own
-                // shutdown, not the child's fate, which the supervisors above it decide.
-                if self.follow && node.cell.get_status() >= ActorStatus::Stopping {
-                    return fate_of(&self.sup_path);
+                let status = status_of(node.children.child(&self.id));
+                // The supervisor may have begun its own stop before the read (ractor stops the
+                // children of a killed supervisor; an ordered shutdown stops them one by one): an
+                // entry that says the child is not running then tells that stop, not the child's
+                // fate, which the supervisors above decide. Both are read after the entry and never
+                // turn back, so a supervisor seen still running was running when it was read. A
+                // child still running under an ordered shutdown keeps taking messages until its
+                // turn comes: that is what lets the children stopped before it drain.
+                let killed = node.cell.get_status() >= ActorStatus::Stopping;
+                if killed || (!matches!(status, Lookup::Running(_)) && node.children.exiting()) {
+                    return if self.follow {
+                        fate_of(&self.sup_path)
+                    } else {
+                        Lookup::Gone
+                    };
                 }
-                status_of(info)
+                status
             }
             None if self.follow => fate_of(&self.sup_path),
             None => Lookup::Gone,
@@ -288,6 +302,10 @@ fn fate_of(path: &str) -> Lookup {
     }
     match introspect::node_at(parent) {
         Some(node) => match status_of(node.children.child(name)) {
+            // A parent that is stopping for good starts nothing again: ask the one above it.
+            _ if node.children.exiting() || node.cell.get_status() >= ActorStatus::Stopping => {
+                fate_of(parent)
+            }
             // Started again but not registered yet, or about to be: wait.
             Lookup::Running(_) | Lookup::Waiting => Lookup::Waiting,
             other => other,

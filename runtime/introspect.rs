@@ -48,6 +48,8 @@ pub(crate) trait Children: Send + Sync {
     fn visit(&self, visit: &mut dyn FnMut(usize, &ChildView<'_>));
     /// One child by id (a dynamic child's id is its key).
     fn child(&self, id: &str) -> Option<ChildInfo>;
+    /// The supervisor has begun to stop for good; it never turns back (see `Core::is_exiting`).
+    fn exiting(&self) -> bool;
     /// The tree is being killed at once: every running child's last exit becomes `killed`.
     fn record_killed(&self, now: std::time::Instant);
     /// The supervisor's strategy and restart budget, and how much of it is in use at `now`.

@@ -84,6 +84,10 @@ impl introspect::Children for Mutex<Core<ActorCell>> {
         self.lock().which_child(id)
     }
 
+    fn exiting(&self) -> bool {
+        self.lock().is_exiting()
+    }
+
     fn record_killed(&self, now: std::time::Instant) {
         self.lock().record_killed(now);
     }

@@ -399,3 +399,88 @@ async fn a_dynamic_child_is_gone_when_its_supervisor_restarts() {
     assert_eq!(cast.expect("no wait"), Err(HandleError::ChildGone));
     root.shutdown().await;
 }
+
+/// A child whose stop waits for the test: it says when its `post_stop` began, then holds its
+/// supervisor's ordered stop there until released.
+#[derive(Clone)]
+struct HeldStop {
+    entered: tokio::sync::mpsc::UnboundedSender<()>,
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Actor for HeldStop {
+    type Msg = ();
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn post_stop(&self, _: ActorRef<()>, _: &mut ()) -> Result<(), ActorProcessingErr> {
+        let _ = self.entered.send(());
+        self.release.acquire().await?.forget();
+        Ok(())
+    }
+}
+
+/// While a supervisor stops its children one by one, a child it has already stopped is not
+/// "stopped until someone calls restart_child": that entry tells the supervisor's own stop. In its
+/// parent's restart round the handle waits for the next incarnation; when the tree stops for good
+/// the child is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_child_stopped_by_its_supervisors_own_stop_is_waited_for_or_gone_not_stopped() {
+    let (entered, mut entered_rx) = tokio::sync::mpsc::unbounded_channel();
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = HeldStop {
+        entered,
+        release: release.clone(),
+    };
+    // Stopped in reverse: the listener first, then `held`, which holds `web` in its stop.
+    let web = SupervisorSpec::default()
+        .child(ChildSpec::actor("held", held, ()).shutdown(canopy::Shutdown::Infinity))
+        .child(ChildSpec::actor("listener", Counter, ()));
+    let root = Supervisor::start(
+        SupervisorSpec::new(canopy::Strategy::OneForAll)
+            .restart_intensity(100, Duration::from_secs(60))
+            .child(ChildSpec::supervisor("web", web))
+            .child(ChildSpec::actor("trigger", Counter, ())),
+    )
+    .await
+    .expect("supervisor starts");
+    let web_ref = SupervisorRef::from_cell(running_pid(&root, "web").await).unwrap();
+    let short = web_ref
+        .handle_with::<Msg>(
+            "listener",
+            HandleOptions::default().wait(Duration::from_millis(50)),
+        )
+        .unwrap();
+    let patient = web_ref
+        .handle_with::<Msg>(
+            "listener",
+            HandleOptions::default().wait(Duration::from_secs(3600)),
+        )
+        .unwrap();
+    short.cast(Msg::Add(1)).await.unwrap();
+
+    // The trigger's crash makes the root restart every child: `web` stops its listener, then is
+    // held in `held`'s stop while still running.
+    running_pid(&root, "trigger").await.kill();
+    entered_rx.recv().await.expect("held's stop began");
+    assert_eq!(
+        short.cast(Msg::Add(1)).await,
+        Err(HandleError::Timeout(Duration::from_millis(50))),
+        "the listener comes back with its supervisor: wait, do not fail as stopped"
+    );
+    let mut waiting = std::pin::pin!(patient.cast(Msg::Add(5)));
+    assert!(futures::poll!(&mut waiting).is_pending());
+    release.add_permits(1);
+    waiting.await.expect("delivered to the next incarnation");
+    assert_eq!(patient.call(Msg::Get, None).await.unwrap(), 5);
+
+    // Now the whole tree stops for good, held again in `held`'s stop: the listener is gone.
+    let stopping = tokio::spawn(async move { root.shutdown().await });
+    entered_rx.recv().await.expect("held's stop began");
+    assert_eq!(short.cast(Msg::Add(1)).await, Err(HandleError::ChildGone));
+    assert_eq!(patient.cast(Msg::Add(1)).await, Err(HandleError::ChildGone));
+    release.add_permits(1);
+    stopping.await.unwrap();
+}

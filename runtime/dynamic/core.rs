@@ -200,6 +200,8 @@ pub struct DynCore<P, A> {
     reports: Vec<Report>,
     /// The last retry generation handed out.
     generations: u64,
+    /// The supervisor has begun to stop for good (see [`DynCore::is_exiting`]).
+    exiting: bool,
 }
 
 impl<P: Debug, A> Debug for DynCore<P, A> {
@@ -235,6 +237,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             op: None,
             reports: Vec::new(),
             generations: 0,
+            exiting: false,
         })
     }
 
@@ -337,6 +340,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
     /// Stop every running child at once, then exit with `reason`. Children waiting for a
     /// restart have nothing to stop and are dropped. Any operation in progress is abandoned.
     pub fn shutdown(&mut self, reason: ExitReason) -> DynCommand<P, A> {
+        self.exiting = true;
         self.op = None;
         let children: Vec<(u64, P, Shutdown)> = self
             .children
@@ -538,6 +542,23 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             .values()
             .filter(|c| c.state != State::Running)
             .count()
+    }
+
+    /// Whether the supervisor has begun to stop for good (asked to, or after too many restarts, or
+    /// an automatic shutdown). It never turns back.
+    ///
+    /// ```
+    /// use canopy::dynamic::core::DynCore;
+    /// use canopy::{dynamic::DynamicSpec, ExitReason, Start};
+    ///
+    /// let spec = DynamicSpec::new(|_s, _a: ()| async { Ok(Start::Ignore) });
+    /// let mut core: DynCore<u64, ()> = DynCore::new(&spec).unwrap();
+    /// assert!(!core.is_exiting());
+    /// core.shutdown(ExitReason::Shutdown);
+    /// assert!(core.is_exiting());
+    /// ```
+    pub fn is_exiting(&self) -> bool {
+        self.exiting
     }
 
     /// One child by its key.

@@ -73,6 +73,10 @@ impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
         self.lock().child_info(key)
     }
 
+    fn exiting(&self) -> bool {
+        self.lock().is_exiting()
+    }
+
     fn record_killed(&self, now: std::time::Instant) {
         self.lock().record_killed(now);
     }
