@@ -51,6 +51,7 @@ use ractor::ActorCell;
 use crate::backoff::{Backoff, BackoffState, Jitter};
 use crate::exit::ExitReason;
 use crate::intensity::RestartWindow;
+use crate::pid_hash::PidHash;
 use crate::spec::{
     check_child_spec, AutoShutdown, ChildKind, ChildSpec, Restart, Shutdown, SpecError, Strategy,
     SupervisorSpec,
@@ -612,7 +613,7 @@ pub struct Core<P> {
     /// Removed children still in `children`. They are swept once they are half of the list and no
     /// operation holds positions into it, so that removing a child costs O(1) amortised.
     tombstones: usize,
-    pids: HashMap<P, usize>,
+    pids: HashMap<P, usize, PidHash>,
     op: Option<Op>,
     reports: Vec<Report>,
     default_backoff: Option<Backoff>,
@@ -625,7 +626,7 @@ pub struct Core<P> {
     generations: u64,
     /// Children a restart round stopped whose own exit reason has not arrived yet, by the process
     /// that was stopped (see [`Core::terminated_later`]).
-    awaited: HashMap<P, AwaitedExit>,
+    awaited: HashMap<P, AwaitedExit, PidHash>,
     /// The supervisor has begun to stop for good (see [`Core::is_exiting`]).
     exiting: bool,
 }
@@ -686,14 +687,14 @@ impl<P: Pid> Core<P> {
                 .collect(),
             children,
             tombstones: 0,
-            pids: HashMap::with_capacity(spec.children.len()),
+            pids: HashMap::with_capacity_and_hasher(spec.children.len(), PidHash),
             op: None,
             reports: Vec::new(),
             default_backoff: spec.backoff,
             jitter: Jitter::from_entropy(),
             clock: None,
             generations: 0,
-            awaited: HashMap::new(),
+            awaited: HashMap::default(),
             exiting: false,
         })
     }

@@ -136,6 +136,7 @@ pub mod metrics;
 #[cfg(feature = "observer")]
 pub mod observer;
 pub mod partition;
+mod pid_hash;
 pub mod service;
 mod shell;
 mod shutdown;

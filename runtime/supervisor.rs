@@ -41,14 +41,16 @@ use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use ractor::{ActorCell, ActorStatus};
 
-use crate::core::{ChildError, ChildInfo, Command, Core, Outcome, Report, StartFailure};
+use crate::core::{
+    AwaitedExit, ChildError, ChildInfo, Command, Core, Outcome, Report, StartFailure,
+};
 use crate::exit::ExitReason;
 use crate::introspect;
 use crate::shell::{
     self, AnySupervisorRef, Api, Behaviour, Cmd, Done, Init, Query, RetryAt, RetryKey, StartError,
     StartedChild,
 };
-use crate::spec::{BoxError, ChildKind, ChildSpec, Shutdown, Start, SupervisorSpec};
+use crate::spec::{BoxError, ChildKind, ChildSpec, Start, SupervisorSpec};
 
 /// An init function: decides the supervisor's spec when it starts (and at every restart when it is a
 /// child). `Ok(None)` is OTP's `ignore`: the supervisor does not start.
@@ -182,23 +184,15 @@ impl Behaviour for Static {
         cmd(self.core.lock().terminated_later(seen))
     }
 
-    fn stopped_with(&self, pid: &ActorCell, reason: &ExitReason) -> Option<(String, Shutdown)> {
-        self.core
-            .lock()
-            .stopped_with(pid, reason.clone())
-            .map(|a| (a.spec.id.clone(), a.spec.get_shutdown()))
+    fn stopped_with(&self, pid: &ActorCell, reason: &ExitReason) -> Option<AwaitedExit> {
+        self.core.lock().stopped_with(pid, reason.clone())
     }
 
-    fn settle_stopped(&self) -> Vec<(String, Shutdown, Option<ExitReason>)> {
-        self.core
-            .lock()
-            .settle_stopped()
-            .into_iter()
-            .map(|a| (a.spec.id.clone(), a.spec.get_shutdown(), a.seen))
-            .collect()
+    fn settle_stopped(&self) -> Vec<AwaitedExit> {
+        self.core.lock().settle_stopped()
     }
 
-    fn terminated_all(&self, _reasons: Vec<Option<ExitReason>>) -> Cmd<Self::Job> {
+    fn terminated_all(&self, _results: Vec<(u64, Option<ExitReason>)>) -> Cmd<Self::Job> {
         // A static core stops its children one at a time and never asks for this.
         Cmd::Done(Done::Idle(None))
     }

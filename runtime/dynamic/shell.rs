@@ -53,8 +53,6 @@ pub struct DynamicSupervisor<A>(PhantomData<fn() -> A>);
 pub(crate) struct Dynamic<A> {
     spec: DynamicSpec<A>,
     core: Arc<Mutex<DynCore<ActorCell, A>>>,
-    /// The keys of a stop of many in progress, in the order of its reasons.
-    stopping: Mutex<Vec<u64>>,
 }
 
 impl<A: StartArgs> introspect::Children for Mutex<DynCore<ActorCell, A>> {
@@ -96,19 +94,7 @@ impl<A: StartArgs> Dynamic<A> {
                 pid,
                 shutdown,
             },
-            DynCommand::TerminateAll { children } => {
-                let mut keys = self.stopping.lock();
-                keys.clear();
-                Cmd::TerminateAll(
-                    children
-                        .into_iter()
-                        .map(|(key, pid, shutdown)| {
-                            keys.push(key);
-                            (key.to_string(), pid, shutdown)
-                        })
-                        .collect(),
-                )
-            }
+            DynCommand::TerminateAll { children } => Cmd::TerminateAll(children),
             DynCommand::Done(outcome) => Cmd::Done(match outcome {
                 DynOutcome::Idle { retry } => Done::Idle(retry.map(|r| RetryAt {
                     key: RetryKey::Key(r.key),
@@ -178,12 +164,8 @@ impl<A: StartArgs> Behaviour for Dynamic<A> {
         self.cmd(command)
     }
 
-    fn terminated_all(&self, reasons: Vec<Option<ExitReason>>) -> Cmd<A> {
-        let keys = std::mem::take(&mut *self.stopping.lock());
-        let command = self
-            .core
-            .lock()
-            .terminated_all(keys.into_iter().zip(reasons).collect());
+    fn terminated_all(&self, results: Vec<(u64, Option<ExitReason>)>) -> Cmd<A> {
+        let command = self.core.lock().terminated_all(results);
         self.cmd(command)
     }
 
@@ -267,7 +249,6 @@ async fn spawn<A: StartArgs>(
             Ok(Some(Dynamic {
                 spec,
                 core: Arc::new(Mutex::new(core)),
-                stopping: Mutex::new(Vec::new()),
             }))
         }),
         children: |b: &Dynamic<A>| b.core.clone(),
