@@ -1,94 +1,21 @@
-//! A hasher for the maps a supervisor keys by process (`ActorCell`, `ActorId`).
+//! The hasher of the maps a supervisor keys by process (`ActorCell`, `ActorId`).
 //!
 //! Those maps are touched for every child at every start, stop and exit: a restart round of ten
 //! children hashes a process about fifty times, a parallel shutdown of 100,000 children 300,000
 //! times. std's SipHash costs about 150 instructions per hash there, most of a round's bookkeeping
 //! measured by callgrind. The keys are ractor's actor ids, numbers the process hands out itself in
-//! sequence, never chosen by a peer, so the flooding SipHash guards against cannot happen; a
-//! multiply-and-rotate per word (the scheme of rustc's FxHasher) spreads them well.
+//! sequence, never chosen by a peer, so the flooding SipHash guards against cannot happen, and
+//! rustc's Fx hash (a multiply and a rotate per word) is enough; the tests below check that it
+//! spreads sequential ids over hashbrown's buckets and tags.
 
-use std::hash::{BuildHasher, Hasher};
-
-/// Builds [`PidHasher`]s: the `S` of the supervisor's maps keyed by process.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct PidHash;
-
-impl BuildHasher for PidHash {
-    type Hasher = PidHasher;
-
-    fn build_hasher(&self) -> PidHasher {
-        PidHasher(0)
-    }
-}
-
-/// One multiply per word written. See the module docs for why this is enough here.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PidHasher(u64);
-
-/// An odd constant with well-mixed bits (from the golden ratio), as FxHasher uses.
-const SEED: u64 = 0xf135_7aea_2e62_a9c5;
-
-impl PidHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0 ^ word).wrapping_mul(SEED).rotate_left(26);
-    }
-}
-
-impl Hasher for PidHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            // The length keeps "a" and "a\0" apart.
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn write_isize(&mut self, n: isize) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// Builds the hashers of the supervisor's maps keyed by process.
+pub(crate) use rustc_hash::FxBuildHasher as PidHash;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::{HashMap, HashSet};
-    use std::hash::Hash;
+    use std::hash::{BuildHasher, Hash};
 
     fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
         PidHash.hash_one(value)
