@@ -24,13 +24,19 @@
 //! seconds; criterion measures one benchmark after the other and its ratios carry that drift, the
 //! interleaved ones do not. It runs in a real benchmark run with no filter, or with a filter that
 //! names `paired`.
+//!
+//! For instruction counts (`valgrind --tool=callgrind`), `CANOPY_BENCH_COUNT=WAY:KIND:N` skips
+//! criterion and does only `N` casts (`KIND` = `cast`) or calls (`call`) one way (`raw_ractor`,
+//! `client_actor`, `client_handle` or `plain_actor`), on a current-thread runtime so that every
+//! run takes the same path: the casts queue up, then the call that closes the batch lets the actor
+//! handle them. A run with `N` = 0 gives the setup to subtract.
 
 use std::time::{Duration, Instant};
 
 use canopy::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use canopy::service::Service;
 use canopy::{ChildSpec, Supervisor, SupervisorSpec};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use tokio::runtime::Runtime;
 
 const BATCH: u64 = 10_000;
@@ -107,23 +113,7 @@ where
 
 fn bench(c: &mut Criterion) {
     let rt = runtime();
-    let (sup, via_handle, raw, plain) = rt.block_on(async {
-        let sup = Supervisor::start(
-            SupervisorSpec::default()
-                .child(Counter::child_spec("counter", ()))
-                .child(ChildSpec::actor("plain", Plain, ())),
-        )
-        .await
-        .expect("supervisor");
-        let via_handle = CounterClient::new(&sup, "counter").expect("client");
-        let raw: ActorRef<Msg> = via_handle.current().expect("running");
-        let plain: ActorRef<PlainMsg> = sup
-            .handle::<PlainMsg>("plain")
-            .expect("handle")
-            .current()
-            .expect("running");
-        (sup, via_handle, raw, plain)
-    });
+    let (sup, via_handle, raw, plain) = rt.block_on(tree());
     let via_actor = CounterClient::from_actor(raw.clone());
 
     let mut g = c.benchmark_group("service_cast");
@@ -355,37 +345,98 @@ fn paired(rt: &Runtime, ways: &[(&'static str, Way)]) {
     }
 }
 
+/// The supervisor of the service and of the plain actor; a client through the handle; the two
+/// actors' references.
+async fn tree() -> (
+    canopy::SupervisorRef,
+    CounterClient,
+    ActorRef<Msg>,
+    ActorRef<PlainMsg>,
+) {
+    let sup = Supervisor::start(
+        SupervisorSpec::default()
+            .child(Counter::child_spec("counter", ()))
+            .child(ChildSpec::actor("plain", Plain, ())),
+    )
+    .await
+    .expect("supervisor");
+    let via_handle = CounterClient::new(&sup, "counter").expect("client");
+    let raw = via_handle.current().expect("running");
+    let plain = sup
+        .handle::<PlainMsg>("plain")
+        .expect("handle")
+        .current()
+        .expect("running");
+    (sup, via_handle, raw, plain)
+}
+
+/// The tree and the four ways of sending to its two actors.
+async fn ways() -> (canopy::SupervisorRef, Vec<(&'static str, Way)>) {
+    let (sup, via_handle, raw, plain) = tree().await;
+    let ways = vec![
+        ("raw_ractor", Way::Raw(raw.clone())),
+        ("client_actor", Way::Client(CounterClient::from_actor(raw))),
+        ("client_handle", Way::Client(via_handle)),
+        ("plain_actor", Way::Plain(plain)),
+    ];
+    (sup, ways)
+}
+
 fn paired_comparison(_: &mut Criterion) {
     if !paired_wanted() {
         return;
     }
     let rt = runtime();
-    let (sup, ways) = rt.block_on(async {
-        let sup = Supervisor::start(
-            SupervisorSpec::default()
-                .child(Counter::child_spec("counter", ()))
-                .child(ChildSpec::actor("plain", Plain, ())),
-        )
-        .await
-        .expect("supervisor");
-        let via_handle = CounterClient::new(&sup, "counter").expect("client");
-        let raw = via_handle.current().expect("running");
-        let plain = sup
-            .handle::<PlainMsg>("plain")
-            .expect("handle")
-            .current()
-            .expect("running");
-        let ways = vec![
-            ("raw_ractor", Way::Raw(raw.clone())),
-            ("client_actor", Way::Client(CounterClient::from_actor(raw))),
-            ("client_handle", Way::Client(via_handle)),
-            ("plain_actor", Way::Plain(plain)),
-        ];
-        (sup, ways)
-    });
+    let (sup, ways) = rt.block_on(ways());
     paired(&rt, &ways);
     rt.block_on(sup.shutdown());
 }
 
+/// `CANOPY_BENCH_COUNT=WAY:KIND:N`, if set: see the module docs.
+fn count_only() -> Option<(String, String, u32)> {
+    let spec = std::env::var("CANOPY_BENCH_COUNT").ok()?;
+    let mut parts = spec.split(':');
+    let way = parts.next()?.to_string();
+    let kind = parts.next()?.to_string();
+    let n = parts.next()?.parse().ok()?;
+    Some((way, kind, n))
+}
+
+fn count(way: &str, kind: &str, n: u32) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let (sup, ways) = ways().await;
+        let Some((_, chosen)) = ways.into_iter().find(|(name, _)| *name == way) else {
+            panic!("CANOPY_BENCH_COUNT: no way {way}");
+        };
+        // One of each first, so that lazily built state (the handle's caches) is not counted.
+        chosen.casts(1).await;
+        chosen.calls(1).await;
+        if n > 0 {
+            match kind {
+                "cast" => {
+                    let _ = chosen.casts(n).await;
+                }
+                "call" => {
+                    let _ = chosen.calls(n).await;
+                }
+                other => panic!("CANOPY_BENCH_COUNT: no kind {other}"),
+            }
+        }
+        sup.shutdown().await;
+    });
+}
+
 criterion_group!(benches, bench, paired_comparison);
-criterion_main!(benches);
+
+fn main() {
+    if let Some((way, kind, n)) = count_only() {
+        count(&way, &kind, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -383,18 +383,23 @@ impl<M: Message> ChildHandle<M> {
     /// (up to the wait bound, in one of the bounded waiting slots).
     pub async fn cast(&self, msg: M) -> Result<(), HandleError> {
         // The fast path: the cached incarnation is up.
-        let Some(msg) = self.try_cast_cached(msg)? else {
+        let mut msg = Some(msg);
+        if self.try_cast_cached(&mut msg)?.is_delivered() {
             return Ok(());
-        };
+        }
+        self.wait_and_send(&mut msg).await
+    }
+
+    /// The slow path of a send that the cached incarnation did not take: waits for the child to
+    /// run, then sends `msg` (taken from its slot).
+    async fn wait_and_send(&self, msg: &mut Option<M>) -> Result<(), HandleError> {
         let _slot = self.wait_slot()?;
-        let mut msg = msg;
         let deadline = crate::deadline_in(self.inner.options.wait);
         loop {
             let actor = self.running_before(deadline).await?;
-            match send(&actor, msg)? {
-                None => return Ok(()),
-                // It died between the lookup and the send; the message came back: try the next one.
-                Some(back) => msg = back,
+            // It died between the lookup and the send: the message came back, try the next one.
+            if send(&actor, msg)?.is_delivered() {
+                return Ok(());
             }
         }
     }
@@ -410,9 +415,9 @@ impl<M: Message> ChildHandle<M> {
         let (port, reply) = reply_port(timeout);
         // Sent as a cast: the incarnation is only borrowed for the send, and a request that a
         // dying incarnation refused goes to the next one.
-        let msg = request(port);
-        if let Some(msg) = self.try_cast_cached(msg)? {
-            Box::pin(self.cast(msg)).await?;
+        let mut msg = Some(request(port));
+        if !self.try_cast_cached(&mut msg)?.is_delivered() {
+            Box::pin(self.wait_and_send(&mut msg)).await?;
         }
         match wait_reply(reply, timeout).await {
             CallResult::Success(reply) => Ok(reply),
@@ -423,40 +428,35 @@ impl<M: Message> ChildHandle<M> {
         }
     }
 
-    /// The synchronous first step of [`cast`](Self::cast): `Ok(None)` delivered to the cached
-    /// incarnation, `Ok(Some(msg))` not delivered (no cached incarnation, or it is stopping),
-    /// the message given back for the waiting path.
-    pub(crate) fn try_cast_cached(&self, msg: M) -> Result<Option<M>, HandleError> {
+    /// The synchronous first step of [`cast`](Self::cast): sends the message in `msg` to the
+    /// cached incarnation. [`Sent::Delivered`] took it out; [`Sent::Refused`] left it there (no
+    /// incarnation is cached, or it is stopping) for the waiting path.
+    ///
+    /// The message stays in the caller's slot rather than going in and out by value: a cast that
+    /// is delivered (nearly all of them) then moves it once, into ractor's send.
+    #[inline]
+    pub(crate) fn try_cast_cached(&self, msg: &mut Option<M>) -> Result<Sent, HandleError> {
         let generation = self.inner.generation.load(Ordering::Acquire);
-        let mut msg = Some(msg);
+        let key = self.inner.key;
         let sent = RECENT.try_with(|recent| {
-            let mut recent = recent.borrow_mut();
-            let cached = match recent.find(self.inner.key, generation) {
-                Some(cached) => cached,
+            // Borrowed already: this send is made from inside another one on this thread (by a
+            // tracing subscriber, say). It goes through the shared cache below instead.
+            let mut recent = recent.try_borrow_mut().ok()?;
+            let cell = recent.get(key, generation, || {
                 // Not sent through this handle from this thread since the cache last changed:
                 // one read of the shared cache, kept for the next sends.
-                None => recent.insert(
-                    self.inner.key,
-                    generation,
-                    self.inner.current.read().as_ref().map(|a| a.get_cell()),
-                ),
-            };
-            cached
-                .as_ref()
-                .and_then(|cell| msg.take().map(|msg| send(cell, msg)))
+                self.inner.current.read().as_ref().map(|a| a.get_cell())
+            })?;
+            Some(send(cell, msg))
         });
-        if let Ok(Some(sent)) = sent {
-            return sent;
-        }
-        match msg {
-            // Nothing cached (the child is down), or this thread's cache is gone already (a send
-            // from a thread-local destructor): the shared cache decides.
-            Some(msg) => match self.inner.current.read().as_ref() {
+        match sent {
+            Ok(Some(sent)) => sent,
+            // Nothing cached (the child is down), this thread's cache is in use or gone already
+            // (a send from a thread-local destructor): the shared cache decides.
+            _ => match self.inner.current.read().as_ref() {
                 Some(actor) => send(actor, msg),
-                None => Ok(Some(msg)),
+                None => Ok(Sent::Refused),
             },
-            // Taken only to be sent, and then returned above.
-            None => unreachable!("a message taken for a send is sent"),
         }
     }
 
@@ -565,7 +565,10 @@ thread_local! {
 /// [`Recent::SIZE`] per thread).
 struct Recent {
     entries: [(u64, u64, Option<ActorCell>); Recent::SIZE],
+    /// Where the next new handle's entry goes.
     next: usize,
+    /// The entry found last.
+    last: usize,
 }
 
 impl Recent {
@@ -581,38 +584,91 @@ impl Recent {
                 (u64::MAX, 0, None),
             ],
             next: 0,
+            last: 0,
         }
     }
 
-    fn find(&self, key: u64, generation: u64) -> Option<&Option<ActorCell>> {
-        self.entries
-            .iter()
-            .find(|(k, g, _)| *k == key && *g == generation)
-            .map(|(_, _, cell)| cell)
+    /// The incarnation cached for this handle and generation, read from the shared cache with
+    /// `load` on a miss and kept. The entry used last is tried first: a thread that sends through
+    /// one handle in a loop finds it with one comparison.
+    #[inline]
+    fn get(
+        &mut self,
+        key: u64,
+        generation: u64,
+        load: impl FnOnce() -> Option<ActorCell>,
+    ) -> Option<&ActorCell> {
+        let last = self.last;
+        let at = if self.entries[last].0 == key && self.entries[last].1 == generation {
+            last
+        } else {
+            self.find_or_insert(key, generation, load)
+        };
+        self.entries[at].2.as_ref()
     }
 
-    fn insert(&mut self, key: u64, generation: u64, cell: Option<ActorCell>) -> &Option<ActorCell> {
-        // The handle's stale entry if it has one, so that one handle takes one entry.
-        let at = self
+    #[cold]
+    fn find_or_insert(
+        &mut self,
+        key: u64,
+        generation: u64,
+        load: impl FnOnce() -> Option<ActorCell>,
+    ) -> usize {
+        let at = match self
             .entries
             .iter()
-            .position(|(k, _, _)| *k == key)
-            .unwrap_or_else(|| {
-                let at = self.next;
-                self.next = (at + 1) % Self::SIZE;
+            .position(|(k, g, _)| *k == key && *g == generation)
+        {
+            Some(at) => at,
+            None => {
+                // The handle's stale entry if it has one, so that one handle takes one entry.
+                let at = self
+                    .entries
+                    .iter()
+                    .position(|(k, _, _)| *k == key)
+                    .unwrap_or_else(|| {
+                        let at = self.next;
+                        self.next = (at + 1) % Self::SIZE;
+                        at
+                    });
+                self.entries[at] = (key, generation, load());
                 at
-            });
-        self.entries[at] = (key, generation, cell);
-        &self.entries[at].2
+            }
+        };
+        self.last = at;
+        at
     }
 }
 
-/// Sends to one incarnation: `Ok(None)` delivered to its mailbox, `Ok(Some(msg))` refused because
-/// that incarnation is stopping or gone (the message comes back for the next one).
-fn send<M: Message>(actor: &ActorCell, msg: M) -> Result<Option<M>, HandleError> {
-    match actor.send_message(msg) {
-        Ok(()) => Ok(None),
-        Err(MessagingErr::SendErr(back)) => Ok(Some(back)),
+/// What became of a message sent to one incarnation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// It is in the incarnation's mailbox.
+    Delivered,
+    /// Refused: that incarnation is stopping or gone (or none was there to send to). The message
+    /// is back in its slot, for the next incarnation.
+    Refused,
+}
+
+impl Sent {
+    pub(crate) fn is_delivered(self) -> bool {
+        self == Sent::Delivered
+    }
+}
+
+/// Sends the message in `msg` to one incarnation: taken out if delivered, put back if refused.
+/// An empty slot has nothing to send and is [`Sent::Refused`].
+#[inline]
+fn send<M: Message>(actor: &ActorCell, msg: &mut Option<M>) -> Result<Sent, HandleError> {
+    let Some(m) = msg.take() else {
+        return Ok(Sent::Refused);
+    };
+    match actor.send_message(m) {
+        Ok(()) => Ok(Sent::Delivered),
+        Err(MessagingErr::SendErr(back)) => {
+            *msg = Some(back);
+            Ok(Sent::Refused)
+        }
         Err(MessagingErr::InvalidActorType) => Err(HandleError::WrongType),
         Err(MessagingErr::ChannelClosed) => Err(HandleError::ChildGone),
     }

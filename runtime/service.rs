@@ -72,7 +72,7 @@ use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, Message, R
 use crate::backoff::Backoff;
 use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 use crate::exit::ExitReason;
-use crate::handle::{ChildHandle, HandleError};
+use crate::handle::{ChildHandle, HandleError, Sent};
 use crate::introspect;
 use crate::spec::{BoxError, ChildKind, ChildSpec, Restart, Shutdown, Start};
 use crate::supervisor::SupervisorRef;
@@ -601,19 +601,54 @@ impl<M: Message> Endpoint<M> {
         }
     }
 
-    /// Sends `msg`; `Ok` once it is in the mailbox of a running incarnation.
-    pub async fn cast(&self, msg: M) -> Result<(), CallError> {
+    /// Sends `msg`; `Ok` once it is in the mailbox of a running incarnation. Nothing is sent
+    /// until the returned future is polled.
+    ///
+    /// ```
+    /// # use canopy::ractor::{Actor, ActorProcessingErr, ActorRef};
+    /// # use canopy::service::Endpoint;
+    /// # struct Sink;
+    /// # impl Actor for Sink {
+    /// #     type Msg = u32; type State = (); type Arguments = ();
+    /// #     async fn pre_start(&self, _: ActorRef<u32>, _: ()) -> Result<(), ActorProcessingErr> { Ok(()) }
+    /// # }
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let (actor, task) = Actor::spawn(None, Sink, ()).await?;
+    /// let sink = Endpoint::from_actor(actor.clone());
+    /// sink.cast(7).await?;
+    /// actor.stop(None);
+    /// task.await?;
+    /// assert!(sink.cast(8).await.is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn cast(&self, msg: M) -> Cast<'_, M> {
+        Cast {
+            endpoint: self,
+            msg: Some(msg),
+            waiting: None,
+        }
+    }
+
+    /// The rest of a cast whose child is restarting: wait for it, then send.
+    #[cold]
+    fn wait_and_cast(&self, msg: M) -> BoxFuture<'_, Result<(), HandleError>> {
         match &self.target {
-            Target::Handle(h) => match h.try_cast_cached(msg) {
-                Ok(None) => Ok(()),
-                // Waiting for a restart is rare: boxed, its state does not make every cast's
-                // future larger.
-                Ok(Some(msg)) => Box::pin(h.cast(msg)).await.map_err(CallError::Unreachable),
-                Err(e) => Err(CallError::Unreachable(e)),
+            Target::Handle(h) => Box::pin(h.cast(msg)),
+            // An actor endpoint's send is final: `try_cast` never leaves it a message to wait with.
+            Target::Actor(_) => Box::pin(async { Err(HandleError::ChildGone) }),
+        }
+    }
+
+    /// The synchronous first step of a cast: sends the message in `msg`, and leaves it there if
+    /// it is to be sent once the handle's child is back.
+    #[inline]
+    fn try_cast(&self, msg: &mut Option<M>) -> Result<Sent, CallError> {
+        match &self.target {
+            Target::Handle(h) => h.try_cast_cached(msg).map_err(CallError::Unreachable),
+            Target::Actor(a) => match msg.take().map(|m| a.send_message(m)) {
+                Some(Ok(())) => Ok(Sent::Delivered),
+                _ => Err(CallError::Unreachable(HandleError::ChildGone)),
             },
-            Target::Actor(a) => a
-                .send_message(msg)
-                .map_err(|_| CallError::Unreachable(HandleError::ChildGone)),
         }
     }
 
@@ -655,6 +690,58 @@ impl<M: Message> Endpoint<M> {
             Ok(Err(e)) => Err(CallError::Handler(e)),
             Err(e) => Err(e.widen()),
         }
+    }
+}
+
+/// The future of [`Endpoint::cast`] (and of a generated client's cast methods): sends on its first
+/// poll, and if the child is restarting, waits for it as [`ChildHandle::cast`] does.
+///
+/// A named future rather than an `async fn`'s: a cast that is delivered at once (nearly all of
+/// them) runs no state machine, and the wait, which is rare, is boxed so that it does not make
+/// every cast's future larger.
+#[must_use = "a cast sends nothing until it is awaited"]
+pub struct Cast<'a, M: Message> {
+    endpoint: &'a Endpoint<M>,
+    /// The message, until it is sent.
+    msg: Option<M>,
+    /// Waiting for the handle's child to come back.
+    waiting: Option<BoxFuture<'a, Result<(), HandleError>>>,
+}
+
+// The message is moved out on the first poll and never pinned; the wait is pinned in its box.
+impl<M: Message> Unpin for Cast<'_, M> {}
+
+impl<M: Message> fmt::Debug for Cast<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cast")
+            .field("endpoint", self.endpoint)
+            .field("sent", &self.msg.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<M: Message> Future for Cast<'_, M> {
+    type Output = Result<(), CallError>;
+
+    #[inline]
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = &mut *self;
+        let waiting = match &mut this.waiting {
+            Some(waiting) => waiting,
+            None => match this.endpoint.try_cast(&mut this.msg) {
+                Ok(Sent::Delivered) => return std::task::Poll::Ready(Ok(())),
+                Err(e) => return std::task::Poll::Ready(Err(e)),
+                // Refused with the message left in its slot: wait for the child with it.
+                Ok(Sent::Refused) => match this.msg.take() {
+                    Some(msg) => this.waiting.insert(this.endpoint.wait_and_cast(msg)),
+                    None => panic!("a cast polled again after it completed"),
+                },
+            },
+        };
+        waiting.as_mut().poll(cx).map_err(CallError::Unreachable)
     }
 }
 

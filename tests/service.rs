@@ -87,6 +87,34 @@ async fn casts_and_calls_reach_the_methods_in_order() {
 }
 
 #[tokio::test]
+async fn a_cast_sends_nothing_until_it_is_awaited() {
+    let (sup, counter) = counter_tree(0).await;
+    let never_polled = counter.add(1);
+    drop(never_polled);
+    counter.add(2).await.unwrap();
+    assert_eq!(counter.get().await.unwrap(), 2);
+    sup.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cast_to_a_dead_incarnation_waits_for_the_next_one_and_reaches_it() {
+    let (sup, counter) = counter_tree(10).await;
+    // Sent through the handle once, so that this thread caches the first incarnation.
+    counter.add(1).await.unwrap();
+    let first = counter.current().unwrap();
+    first.kill();
+    while first.get_status() != canopy::ractor::ActorStatus::Stopped {
+        tokio::task::yield_now().await;
+    }
+    // The cached incarnation refuses it: the cast waits for the restart and goes to the next.
+    counter.add(5).await.unwrap();
+    assert_ne!(counter.current().unwrap().get_id(), first.get_id());
+    // Restarted with its start arguments (10), then the 5.
+    assert_eq!(counter.get().await.unwrap(), 15);
+    sup.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_call_returning_result_gives_the_handler_error_typed_and_the_service_goes_on() {
     let (sup, counter) = counter_tree(3).await;
     let first = counter.current().unwrap().get_id();

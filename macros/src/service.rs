@@ -840,10 +840,10 @@ fn generate(item: &ItemImpl, options: &Options, s: &Analysed) -> TokenStream {
                 #(#docs)*
                 ///
                 /// A cast: returns once the message is in the service's mailbox.
-                #vis async fn #ident(&self, #(#names: #tys),*)
-                    -> ::core::result::Result<(), ::canopy::service::CallError>
+                #vis fn #ident(&self, #(#names: #tys),*)
+                    -> ::canopy::service::Cast<'_, <#self_ty as ::canopy::service::Service>::Msg>
                 {
-                    self.endpoint.cast(__CanopyMsg::#ident(#(#names),*)).await
+                    self.endpoint.cast(__CanopyMsg::#ident(#(#names),*))
                 }
             ),
             Kind::Call { reply, timeout: t } => {
