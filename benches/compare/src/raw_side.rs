@@ -288,8 +288,9 @@ pub async fn dynamic_tree(n: usize, rounds: usize) -> Result<(Vec<f64>, Vec<f64>
     Ok((start, stop))
 }
 
-/// `n` asks to a plain actor in batches; nanoseconds per ask, one sample per batch.
-pub async fn ask(n: usize, batch: usize) -> Result<Vec<f64>, String> {
+/// `n` asks to a plain actor in batches, each with the reply timeout `bound` (`None`: no timer);
+/// nanoseconds per ask, one sample per batch.
+pub async fn ask(n: usize, batch: usize, bound: Option<Duration>) -> Result<Vec<f64>, String> {
     let (a, _) = Actor::spawn(None, Worker, WArgs::default())
         .await
         .map_err(|e| e.to_string())?;
@@ -298,7 +299,7 @@ pub async fn ask(n: usize, batch: usize) -> Result<Vec<f64>, String> {
         let t0 = Instant::now();
         for i in 0..batch as u64 {
             let r = a
-                .call(|reply| WMsg::Ping(i, reply), None)
+                .call(|reply| WMsg::Ping(i, reply), bound)
                 .await
                 .map_err(|e| e.to_string())?;
             std::hint::black_box(r);
