@@ -224,7 +224,7 @@ pub fn rows(tree: &TreeSnapshot) -> Vec<Row> {
 
 fn flatten(node: &NodeSnapshot, out: &mut Vec<Row>) {
     out.push(Row {
-        path: node.path.clone(),
+        path: node.path.as_str().to_owned(),
         status: match node.status {
             Status::Starting => "starting",
             Status::Running => "running",
@@ -235,7 +235,10 @@ fn flatten(node: &NodeSnapshot, out: &mut Vec<Row>) {
         restarts: u64::from(node.restarts),
         messages: node.service.as_ref().map(|s| s.messages_handled),
         uptime_ms: node.uptime_ms,
-        last_exit: node.last_exit.as_ref().map(|e| e.reason.clone()),
+        last_exit: node
+            .last_exit
+            .as_ref()
+            .map(|e| e.reason.as_str().to_owned()),
     });
     for child in &node.children {
         flatten(child, out);

@@ -11,6 +11,10 @@
 //! Reading is a few lock acquisitions per supervisor, each held for the instant of a copy: a
 //! supervisor that is busy (a long restart, a slow child's stop) or stuck is still read.
 //!
+//! The strings of a node are [`Text`]: up to 24 bytes are held in place, without an allocation,
+//! which is what most paths and ids take; longer ones are on the heap. Actor ids are two numbers
+//! ([`ActorIdSnapshot`]). Both serialise as JSON strings, as in every version of the schema.
+//!
 //! There is no mailbox length: ractor exposes none, so an actor's backlog cannot be read without
 //! asking the actor. `in_flight` is what can be had instead: for a generated service, 1 while it
 //! handles a message.
@@ -38,12 +42,14 @@
 use std::fmt;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use compact_str::CompactString;
 use ractor::{ActorCell, ActorId, ActorStatus};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::core::{ChildInfo, ChildStatus, ChildView};
 use crate::exit::ExitReason;
 use crate::introspect::{self, Node};
+use crate::service::StatsReader;
 use crate::spec::{ChildKind, Restart, Shutdown, Strategy};
 
 /// The version of the snapshot schema. A change that removes, renames or re-means a field bumps it.
@@ -64,9 +70,9 @@ pub struct TreeSnapshot {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSnapshot {
     /// Its path, e.g. `/app/web/listener`.
-    pub path: String,
+    pub path: Text,
     /// Its id under its supervisor (a top-level supervisor's name).
-    pub id: String,
+    pub id: Text,
     /// Worker or supervisor.
     pub kind: Kind,
     /// Its restart type; `None` for a top-level supervisor, which nobody restarts.
@@ -78,7 +84,7 @@ pub struct NodeSnapshot {
     /// Where it stands.
     pub status: Status,
     /// The actor id of the running incarnation, as ractor prints it (`0.42`).
-    pub actor_id: Option<String>,
+    pub actor_id: Option<ActorIdSnapshot>,
     /// When the running incarnation started, in milliseconds since the Unix epoch.
     pub started_at_ms: Option<u64>,
     /// How long the running incarnation has been up, in milliseconds.
@@ -162,9 +168,9 @@ pub enum Status {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastExit {
     /// The reason, as canopy prints it (`shutdown`, `killed`, `error: …`).
-    pub reason: String,
+    pub reason: Text,
     /// Its class: `normal`, `shutdown`, `killed` or `error`.
-    pub class: String,
+    pub class: Text,
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: Option<u64>,
 }
@@ -173,7 +179,7 @@ pub struct LastExit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SupervisorSnapshot {
     /// `one_for_one`, `one_for_all`, `rest_for_one`, or `dynamic`.
-    pub strategy: String,
+    pub strategy: Text,
     /// Restarts allowed per period.
     pub intensity: u32,
     /// The period, in milliseconds (saturated).
@@ -186,11 +192,255 @@ pub struct SupervisorSnapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSnapshot {
     /// The service's type name.
-    pub service: String,
+    pub service: Text,
     /// Messages handled by the running incarnation.
     pub messages_handled: u64,
     /// How long the message being handled now has been, in milliseconds; `None` while idle.
     pub current_handler_ms: Option<u64>,
+}
+
+/// A string of the snapshot: a path, an id, an exit reason. It reads as a `&str` (it derefs to
+/// one), compares with `str` and `String`, hashes as a `str` does, and is serialised as a plain
+/// string.
+///
+/// Up to 24 bytes are held in place, the size of a `String`, without an allocation: a snapshot
+/// writes two per node (its path and its id), and most take no more. Longer ones are on the heap.
+///
+/// ```
+/// use canopy::snapshot::Text;
+/// let path = Text::from("/app/web/listener");
+/// assert_eq!(path, "/app/web/listener");
+/// assert_eq!(path.rsplit('/').next(), Some("listener")); // any `str` method
+/// assert_eq!(serde_json::to_string(&path).unwrap(), "\"/app/web/listener\"");
+/// let owned: String = path.into();
+/// assert_eq!(owned, "/app/web/listener");
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Text(CompactString);
+
+/// How many bytes a [`Text`] holds in place.
+const INLINE: usize = std::mem::size_of::<String>();
+
+impl Text {
+    /// The text as a `&str`.
+    ///
+    /// ```
+    /// assert_eq!(canopy::snapshot::Text::from("db").as_str(), "db");
+    /// ```
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// A `&'static str`, kept as a pointer to it: no copy, whatever its length.
+    const fn from_static(text: &'static str) -> Text {
+        Text(CompactString::const_new(text))
+    }
+
+    /// `parent/id`, in place when it fits.
+    fn joined(parent: &str, id: &str) -> Text {
+        let len = parent.len() + 1 + id.len();
+        let mut buf = [0u8; INLINE];
+        if len <= INLINE {
+            // Put together on the stack and copied in once: `CompactString::push_str` takes its
+            // general path for each piece, which cost a snapshot more than the rest of a node.
+            buf[..parent.len()].copy_from_slice(parent.as_bytes());
+            buf[parent.len()] = b'/';
+            buf[parent.len() + 1..len].copy_from_slice(id.as_bytes());
+            // Always valid: two `str`s and an ASCII byte between them.
+            if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+                return Text(CompactString::new(text));
+            }
+        }
+        let mut text = String::with_capacity(len);
+        text.push_str(parent);
+        text.push('/');
+        text.push_str(id);
+        Text(CompactString::from(text))
+    }
+
+    /// What `value` prints, in place when it fits.
+    fn display(value: &impl fmt::Display) -> Text {
+        use fmt::Write as _;
+        let mut text = CompactString::default();
+        // Writing to a CompactString fails only if `value`'s own Display does; what it wrote
+        // up to then is kept.
+        let _ = write!(text, "{value}");
+        Text(text)
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.0.as_str(), f)
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Text {
+        Text(CompactString::new(text))
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Text {
+        Text(CompactString::from(text))
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> String {
+        text.0.into_string()
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.0.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.0.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.0.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        self == other.0.as_str()
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == other.0.as_str()
+    }
+}
+
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.0.as_str()
+    }
+}
+
+/// An actor id: the node it runs on (0 for this one) and its number there. It prints and is
+/// serialised as ractor prints an actor id, `node.pid` (`0.42`); held as two numbers, so a
+/// snapshot writes no text for it.
+///
+/// ```
+/// use canopy::snapshot::ActorIdSnapshot;
+/// let id = ActorIdSnapshot::from(canopy::ractor::ActorId::Local(42));
+/// assert_eq!((id.node, id.pid), (0, 42));
+/// assert_eq!(id.to_string(), "0.42");
+/// assert_eq!(serde_json::to_string(&id).unwrap(), "\"0.42\"");
+/// let back: ActorIdSnapshot = serde_json::from_str("\"3.7\"").unwrap();
+/// assert_eq!((back.node, back.pid), (3, 7));
+/// assert!(serde_json::from_str::<ActorIdSnapshot>("\"42\"").is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ActorIdSnapshot {
+    /// The node: 0 for an actor of this process.
+    pub node: u64,
+    /// Its number on that node.
+    pub pid: u64,
+}
+
+impl From<ActorId> for ActorIdSnapshot {
+    fn from(id: ActorId) -> Self {
+        match id {
+            ActorId::Local(pid) => ActorIdSnapshot { node: 0, pid },
+            ActorId::Remote { node_id, pid } => ActorIdSnapshot { node: node_id, pid },
+        }
+    }
+}
+
+impl ActorIdSnapshot {
+    /// `node.pid` in decimal, written into `buf`: no allocation, no formatting machinery.
+    fn write<'b>(&self, buf: &'b mut [u8; 41]) -> &'b str {
+        let mut at = buf.len();
+        for (i, mut n) in [self.pid, self.node].into_iter().enumerate() {
+            if i == 1 {
+                at -= 1;
+                buf[at] = b'.';
+            }
+            loop {
+                at -= 1;
+                buf[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        // Only ASCII digits and a dot were written.
+        std::str::from_utf8(&buf[at..]).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for ActorIdSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.write(&mut [0; 41]))
+    }
+}
+
+impl Serialize for ActorIdSnapshot {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.write(&mut [0; 41]))
+    }
+}
+
+impl<'de> Deserialize<'de> for ActorIdSnapshot {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ActorIdSnapshot;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an actor id, `node.pid` in decimal")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ActorIdSnapshot, E> {
+                let parsed = v
+                    .split_once('.')
+                    .and_then(|(node, pid)| Some((node.parse().ok()?, pid.parse().ok()?)));
+                match parsed {
+                    Some((node, pid)) => Ok(ActorIdSnapshot { node, pid }),
+                    None => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 /// Every top-level supervisor and its tree, now.
@@ -239,21 +489,18 @@ fn parent_info(path: &str) -> Option<ChildInfo> {
 }
 
 fn supervisor_node(node: &Node, entry: Option<&ChildInfo>, clock: &Clock) -> NodeSnapshot {
+    let path = Text::from(node.path.as_str());
     let mut snap = match entry {
-        Some(info) => child_fields(node.path.clone(), &view_of(info), clock),
+        Some(info) => child_fields(path, &view_of(info), clock, &mut StatsReader::new()),
         None => NodeSnapshot {
-            path: node.path.clone(),
-            id: node
-                .path
-                .rsplit_once('/')
-                .map_or(node.path.as_str(), |(_, id)| id)
-                .to_string(),
+            id: Text::from(path.rsplit_once('/').map_or(path.as_str(), |(_, id)| id)),
+            path,
             kind: Kind::Supervisor,
             restart: None,
             shutdown: None,
             significant: false,
             status: cell_status(&node.cell, Status::Running),
-            actor_id: Some(actor_id(node.cell.get_id())),
+            actor_id: Some(node.cell.get_id().into()),
             started_at_ms: None,
             uptime_ms: None,
             restarts: 0,
@@ -272,13 +519,12 @@ fn supervisor_node(node: &Node, entry: Option<&ChildInfo>, clock: &Clock) -> Nod
 fn fill_supervisor(node: &Node, snap: &mut NodeSnapshot, clock: &Clock) {
     let budget = node.children.budget(clock.instant);
     snap.supervisor = Some(SupervisorSnapshot {
-        strategy: match budget.strategy {
+        strategy: Text::from_static(match budget.strategy {
             Some(Strategy::OneForOne) => "one_for_one",
             Some(Strategy::OneForAll) => "one_for_all",
             Some(Strategy::RestForOne) => "rest_for_one",
             None => "dynamic",
-        }
-        .to_string(),
+        }),
         intensity: budget.intensity,
         period_ms: millis(budget.period),
         restarts_in_window: budget.restarts_in_window as u64,
@@ -288,18 +534,24 @@ fn fill_supervisor(node: &Node, snap: &mut NodeSnapshot, clock: &Clock) {
     // each lock is held for its own children only.
     let children = &mut snap.children;
     let mut below: Vec<(usize, ActorId)> = Vec::new();
-    node.children.visit(&mut |count, child| {
-        children.reserve(count.saturating_sub(children.len()));
-        if let (ChildKind::Supervisor, ChildStatus::Running(cell)) = (child.kind, &child.status) {
-            below.push((children.len(), cell.get_id()));
-        }
-        children.push(child_fields(child_path(&node.path, child.id), child, clock));
-    });
+    {
+        // One acquisition of the service registry's lock for all the children, not one each.
+        let mut services = StatsReader::new();
+        node.children.visit(&mut |count, child| {
+            children.reserve(count.saturating_sub(children.len()));
+            if let (ChildKind::Supervisor, ChildStatus::Running(cell)) = (child.kind, &child.status)
+            {
+                below.push((children.len(), cell.get_id()));
+            }
+            let path = Text::joined(&node.path, child.id);
+            children.push(child_fields(path, child, clock, &mut services));
+        });
+    }
     for (at, id) in below {
         if let Some(sub) = introspect::node(&id) {
             let snap = &mut children[at];
             if snap.path != sub.path {
-                snap.path.clone_from(&sub.path);
+                snap.path = Text::from(sub.path.as_str());
             }
             fill_supervisor(&sub, snap, clock);
         }
@@ -315,46 +567,8 @@ fn child_node(parent: &str, info: ChildInfo, clock: &Clock) -> NodeSnapshot {
             }
         }
     }
-    child_fields(child_path(parent, &info.id), &view_of(&info), clock)
-}
-
-/// `parent/id`, without the formatting machinery: a snapshot builds one per node.
-fn child_path(parent: &str, id: &str) -> String {
-    let mut path = String::with_capacity(parent.len() + 1 + id.len());
-    path.push_str(parent);
-    path.push('/');
-    path.push_str(id);
-    path
-}
-
-/// An actor id as ractor prints it (`0.42`, `node.pid`), without the formatting machinery: a
-/// snapshot writes one per running node.
-fn actor_id(id: ActorId) -> String {
-    let (node, pid) = match id {
-        ActorId::Local(pid) => (0, pid),
-        ActorId::Remote { node_id, pid } => (node_id, pid),
-    };
-    let mut text = String::with_capacity(24);
-    push_decimal(&mut text, node);
-    text.push('.');
-    push_decimal(&mut text, pid);
-    text
-}
-
-fn push_decimal(text: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[at..] {
-        text.push(char::from(d));
-    }
+    let path = Text::joined(parent, &info.id);
+    child_fields(path, &view_of(&info), clock, &mut StatsReader::new())
 }
 
 /// A copied-out entry, lent the way the supervisor's state lends its children.
@@ -379,13 +593,18 @@ fn view_of(info: &ChildInfo) -> ChildView<'_> {
     }
 }
 
-fn child_fields(path: String, info: &ChildView<'_>, clock: &Clock) -> NodeSnapshot {
+fn child_fields(
+    path: Text,
+    info: &ChildView<'_>,
+    clock: &Clock,
+    services: &mut StatsReader,
+) -> NodeSnapshot {
     let (status, actor_id, service) = match &info.status {
         ChildStatus::Running(cell) => (
             cell_status(cell, Status::Running),
-            Some(actor_id(cell.get_id())),
-            crate::service::stats(cell).map(|s| ServiceSnapshot {
-                service: s.service.to_string(),
+            Some(cell.get_id().into()),
+            services.get(cell).map(|s| ServiceSnapshot {
+                service: Text::from_static(s.service),
                 messages_handled: s.handled,
                 current_handler_ms: s.current.map(millis),
             }),
@@ -404,9 +623,10 @@ fn child_fields(path: String, info: &ChildView<'_>, clock: &Clock) -> NodeSnapsh
     let in_flight = service
         .as_ref()
         .map(|s| u64::from(s.current_handler_ms.is_some()));
+    let (started_at_ms, uptime_ms) = info.started_at.map(|at| clock.started(at)).unzip();
     NodeSnapshot {
         path,
-        id: info.id.to_string(),
+        id: Text::from(info.id),
         kind: match info.kind {
             ChildKind::Worker => Kind::Worker,
             ChildKind::Supervisor => Kind::Supervisor,
@@ -425,20 +645,17 @@ fn child_fields(path: String, info: &ChildView<'_>, clock: &Clock) -> NodeSnapsh
         significant: info.significant,
         status,
         actor_id,
-        started_at_ms: info.started_at.map(|at| clock.unix_ms(at)),
-        uptime_ms: info
-            .started_at
-            .map(|at| millis(clock.instant.saturating_duration_since(at))),
+        started_at_ms,
+        uptime_ms,
         restarts: info.restarts,
         last_exit: info.last_exit.map(|reason| LastExit {
-            reason: reason.to_string(),
-            class: match reason {
+            reason: Text::display(reason),
+            class: Text::from_static(match reason {
                 ExitReason::Normal => "normal",
                 ExitReason::Shutdown | ExitReason::ShutdownWith(_) => "shutdown",
                 ExitReason::Killed => "killed",
                 ExitReason::Error(_) => "error",
-            }
-            .to_string(),
+            }),
             at_ms: info.last_exit_at.map(|at| clock.unix_ms(at)),
         }),
         supervisor: None,
@@ -461,36 +678,57 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// `d` in nanoseconds, saturated: 584 years fit.
+fn nanos(d: Duration) -> u64 {
+    d.as_secs()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(u64::from(d.subsec_nanos()))
+}
+
 /// One reading of both clocks, so that every instant of a snapshot converts to wall time the
 /// same way. The cores keep tokio's clock, which a paused test clock moves.
 struct Clock {
     instant: Instant,
-    /// The wall clock at `instant`, in nanoseconds since the Unix epoch (0 before it).
-    unix_nanos: u128,
+    /// The wall clock at `instant`, in nanoseconds since the Unix epoch: 0 before it, saturated
+    /// after 2554. In 64 bits, so that converting an instant takes no 128-bit division.
+    unix_nanos: u64,
 }
 
 impl Clock {
     fn now() -> Clock {
         Clock {
             instant: tokio::time::Instant::now().into_std(),
-            unix_nanos: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos(),
+            unix_nanos: nanos(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default(),
+            ),
         }
     }
 
     /// `at` on the wall clock, in whole milliseconds since the Unix epoch (0 before it); in
     /// integers rather than `SystemTime` arithmetic, which a snapshot would do twice per node.
     fn unix_ms(&self, at: Instant) -> u64 {
-        let nanos = if at <= self.instant {
-            self.unix_nanos
-                .saturating_sub(self.instant.duration_since(at).as_nanos())
-        } else {
-            self.unix_nanos
-                .saturating_add(at.duration_since(self.instant).as_nanos())
+        let nanos = match self.instant.checked_duration_since(at) {
+            Some(ago) => self.unix_nanos.saturating_sub(nanos(ago)),
+            None => self
+                .unix_nanos
+                .saturating_add(nanos(at.duration_since(self.instant))),
         };
-        u64::try_from(nanos / 1_000_000).unwrap_or(u64::MAX)
+        nanos / 1_000_000
+    }
+
+    /// An incarnation started at `at`: when on the wall clock (as [`unix_ms`](Self::unix_ms)) and
+    /// how long it has been up (0 if `at` is after this reading), from one subtraction of
+    /// instants rather than two.
+    fn started(&self, at: Instant) -> (u64, u64) {
+        match self.instant.checked_duration_since(at) {
+            Some(up) => (
+                self.unix_nanos.saturating_sub(nanos(up)) / 1_000_000,
+                millis(up),
+            ),
+            None => (self.unix_ms(at), 0),
+        }
     }
 }
 
@@ -579,7 +817,7 @@ fn render(
 mod tests {
     use super::*;
 
-    /// The snapshot writes actor ids itself: exactly as ractor prints them.
+    /// The snapshot writes actor ids itself: exactly as ractor prints them, and read back.
     #[test]
     fn actor_ids_read_as_ractor_prints_them() {
         for id in [
@@ -593,8 +831,100 @@ mod tests {
                 node_id: u64::MAX,
                 pid: 1_000_001,
             },
+            ActorId::Remote {
+                node_id: u64::MAX,
+                pid: u64::MAX,
+            },
         ] {
-            assert_eq!(actor_id(id), id.to_string());
+            let wire = ActorIdSnapshot::from(id);
+            assert_eq!(wire.to_string(), id.to_string());
+            let json = serde_json::to_string(&wire).unwrap();
+            assert_eq!(json, format!("\"{id}\""));
+            assert_eq!(
+                serde_json::from_str::<ActorIdSnapshot>(&json).unwrap(),
+                wire
+            );
+        }
+        for bad in [
+            "\"\"",
+            "\"42\"",
+            "\".\"",
+            "\"1.\"",
+            "\"a.1\"",
+            "\"1.2.3\"",
+            "7",
+        ] {
+            assert!(
+                serde_json::from_str::<ActorIdSnapshot>(bad).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    /// A path written in place or on the heap reads, compares, hashes and serialises as the
+    /// `String` it replaces.
+    #[test]
+    fn texts_read_as_the_strings_they_replace() {
+        use std::collections::HashMap;
+        let long = "/a-supervisor-with-a-long-name/and-a-child-with-another";
+        for (parent, id) in [
+            ("/app", "db"),
+            ("/a-supervisor-with-a-long-name", "and-a-child-with-another"),
+            ("", ""),
+            ("/ü", "ñ\"\\"),
+            ("/twenty-four-bytes", "abcd"),
+            ("/twenty-four-bytes", "abcde"),
+            ("/twenty-four-bytes", "abcdef"),
+        ] {
+            let want = format!("{parent}/{id}");
+            let text = Text::joined(parent, id);
+            assert_eq!(text, want);
+            assert_eq!(text.as_str(), want);
+            assert_eq!(format!("{text}"), want);
+            assert_eq!(format!("{text:?}"), format!("{want:?}"));
+            assert_eq!(
+                serde_json::to_string(&text).unwrap(),
+                serde_json::to_string(&want).unwrap()
+            );
+            let mut map = HashMap::new();
+            map.insert(text.clone(), ());
+            assert!(map.contains_key(want.as_str()));
+            // Held in place up to the size of a `String`: no allocation for most paths.
+            assert_eq!(text.0.is_heap_allocated(), want.len() > INLINE, "{want}");
+            assert_eq!(String::from(text), want);
+        }
+        assert_eq!(Text::from(long), long);
+        assert_eq!(Text::display(&ExitReason::Killed), "killed");
+        assert_eq!(Text::from_static("one_for_all"), "one_for_all");
+    }
+
+    /// An uptime and a start time from one subtraction agree with `unix_ms` and a saturating
+    /// subtraction, before and after the clock's reading.
+    #[test]
+    fn start_and_uptime_agree_with_separate_readings() {
+        let clock = Clock::now();
+        for nanos in [
+            0u64,
+            1,
+            999_999,
+            1_000_000,
+            1_234_567_891,
+            86_400_000_000_123,
+        ] {
+            let d = Duration::from_nanos(nanos);
+            for at in [clock.instant.checked_sub(d), clock.instant.checked_add(d)]
+                .into_iter()
+                .flatten()
+            {
+                assert_eq!(
+                    clock.started(at),
+                    (
+                        clock.unix_ms(at),
+                        millis(clock.instant.saturating_duration_since(at))
+                    ),
+                    "{d:?}"
+                );
+            }
         }
     }
 
@@ -603,7 +933,7 @@ mod tests {
     #[test]
     fn wall_clock_milliseconds_agree_with_system_time() {
         let clock = Clock::now();
-        let system = UNIX_EPOCH + Duration::from_nanos(clock.unix_nanos as u64);
+        let system = UNIX_EPOCH + Duration::from_nanos(clock.unix_nanos);
         for nanos in [
             0u64,
             1,

@@ -226,7 +226,7 @@ async fn mutations_require_the_bearer_token() {
     // Nothing happened to the child.
     assert_eq!(
         snapshot::at("/obs-mut/w").unwrap().actor_id,
-        Some(first.get_id().to_string())
+        Some(first.get_id().into())
     );
 
     // The scheme is case-insensitive, as HTTP says.

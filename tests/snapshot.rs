@@ -180,3 +180,104 @@ async fn a_snapshot_agrees_with_count_children_during_a_restart_storm() {
     assert!(restarts >= 480, "{restarts}");
     sup.stop_and_wait(ExitReason::Shutdown).await;
 }
+
+/// Every shape the wire types take (each status, policy and optional part, an actor id of another
+/// node, strings that need escaping and strings too long to be held in place), as the schema's
+/// version 1 writes them: read and written again, byte for byte.
+#[test]
+fn the_wire_format_reads_and_writes_back_byte_for_byte() {
+    const V1: &str = concat!(
+        r#"{"schema_version":1,"taken_at_ms":1764600000123,"roots":[{"path":"/app","id":"app","#,
+        r#""kind":"supervisor","restart":null,"shutdown":null,"significant":false,"#,
+        r#""status":{"state":"running"},"actor_id":"0.7","started_at_ms":null,"uptime_ms":null,"#,
+        r#""restarts":0,"last_exit":null,"supervisor":{"strategy":"one_for_one","intensity":3,"#,
+        r#""period_ms":5000,"restarts_in_window":1},"service":null,"in_flight":null,"children":["#,
+        r#"{"path":"/app/db","id":"db","kind":"worker","restart":"permanent","#,
+        r#""shutdown":{"policy":"timeout","ms":5000},"significant":false,"#,
+        r#""status":{"state":"running"},"actor_id":"0.12","started_at_ms":1764600000000,"#,
+        r#""uptime_ms":123,"restarts":2,"last_exit":{"reason":"error: boom \"quoted\"\n\tünïcode","#,
+        r#""class":"error","at_ms":1764599999990},"supervisor":null,"#,
+        r#""service":{"service":"Counter","messages_handled":5,"current_handler_ms":12},"#,
+        r#""in_flight":1,"children":[]},"#,
+        r#"{"path":"/app/a-supervisor-with-a-long-name","id":"a-supervisor-with-a-long-name","#,
+        r#""kind":"supervisor","restart":"transient","shutdown":{"policy":"infinity"},"#,
+        r#""significant":true,"status":{"state":"stopping"},"#,
+        r#""actor_id":"18446744073709551615.18446744073709551615","started_at_ms":null,"#,
+        r#""uptime_ms":null,"restarts":0,"last_exit":null,"supervisor":{"strategy":"dynamic","#,
+        r#""intensity":0,"period_ms":18446744073709551615,"restarts_in_window":0},"service":null,"#,
+        r#""in_flight":null,"children":[{"path":"/app/a-supervisor-with-a-long-name/12","id":"12","#,
+        r#""kind":"worker","restart":"temporary","shutdown":{"policy":"drain","ms":0},"#,
+        r#""significant":false,"status":{"state":"restarting","next_attempt_ms":1764600001000},"#,
+        r#""actor_id":null,"started_at_ms":null,"uptime_ms":null,"restarts":1,"#,
+        r#""last_exit":{"reason":"killed","class":"killed","at_ms":null},"supervisor":null,"#,
+        r#""service":null,"in_flight":null,"children":[]}]},"#,
+        r#"{"path":"/app/cache","id":"cache","kind":"worker","restart":"permanent","#,
+        r#""shutdown":{"policy":"brutal_kill"},"significant":false,"#,
+        r#""status":{"state":"restarting","next_attempt_ms":null},"actor_id":null,"#,
+        r#""started_at_ms":null,"uptime_ms":null,"restarts":7,"#,
+        r#""last_exit":{"reason":"shutdown","class":"shutdown","at_ms":0},"supervisor":null,"#,
+        r#""service":{"service":"a-service-type-name-over-24-bytes","messages_handled":0,"#,
+        r#""current_handler_ms":null},"in_flight":0,"children":[]},"#,
+        r#"{"path":"/app/warm","id":"warm","kind":"worker","restart":"permanent","#,
+        r#""shutdown":{"policy":"timeout","ms":18446744073709551615},"significant":false,"#,
+        r#""status":{"state":"starting"},"actor_id":null,"started_at_ms":null,"uptime_ms":null,"#,
+        r#""restarts":0,"last_exit":null,"supervisor":null,"service":null,"in_flight":null,"#,
+        r#""children":[]},"#,
+        r#"{"path":"/app/done","id":"done","kind":"worker","restart":"transient","#,
+        r#""shutdown":{"policy":"timeout","ms":5000},"significant":true,"#,
+        r#""status":{"state":"stopped"},"actor_id":null,"started_at_ms":null,"uptime_ms":null,"#,
+        r#""restarts":4294967295,"last_exit":{"reason":"normal","class":"normal","#,
+        r#""at_ms":1764600000100},"supervisor":null,"service":null,"in_flight":null,"#,
+        r#""children":[]}]}]}"#,
+    );
+    let tree: canopy::snapshot::TreeSnapshot = serde_json::from_str(V1).unwrap();
+    assert_eq!(serde_json::to_string(&tree).unwrap(), V1);
+    let pretty = serde_json::to_string_pretty(&tree).unwrap();
+    let again: canopy::snapshot::TreeSnapshot = serde_json::from_str(&pretty).unwrap();
+    assert_eq!(again, tree);
+}
+
+struct Tally {
+    n: u64,
+}
+
+#[canopy::service]
+impl Tally {
+    fn init(_: ()) -> Self {
+        Tally { n: 0 }
+    }
+
+    fn add(&mut self) -> u64 {
+        self.n += 1;
+        self.n
+    }
+}
+
+/// The counters of the services under one supervisor are read under one hold of the service
+/// registry's lock, which lets writers in every 64 reads: with more children than that, every one
+/// still shows its own counters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_of_a_big_supervisor_shows_its_own_counters() {
+    const SERVICES: u64 = 130;
+    let mut spec = SupervisorSpec::default().name("snap-services");
+    for i in 0..SERVICES {
+        spec = spec.child(Tally::child_spec(format!("t{i}"), ()));
+    }
+    let sup = Supervisor::start(spec).await.unwrap();
+    for i in 0..SERVICES {
+        let tally = TallyClient::new(&sup, &format!("t{i}")).expect("a child");
+        for _ in 0..i % 4 {
+            tally.add().await.unwrap();
+        }
+    }
+    // A call is counted before its reply goes out: every one is in the snapshot now.
+    let node = snapshot::at("/snap-services").expect("running");
+    assert_eq!(node.children.len(), SERVICES as usize);
+    for (i, child) in (0..SERVICES).zip(&node.children) {
+        assert_eq!(child.id, format!("t{i}"));
+        let service = child.service.as_ref().expect("a service's counters");
+        assert_eq!(service.service, "Tally");
+        assert_eq!(service.messages_handled, i % 4, "{}", child.path);
+    }
+    sup.shutdown().await;
+}

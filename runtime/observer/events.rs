@@ -19,7 +19,7 @@ use futures::Stream;
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::snapshot::{self, LastExit, NodeSnapshot, ServiceSnapshot, Status, TreeSnapshot};
+use crate::snapshot::{self, LastExit, NodeSnapshot, ServiceSnapshot, Status, Text, TreeSnapshot};
 
 use super::Ending;
 
@@ -43,15 +43,15 @@ struct Diff<'a> {
 /// A tree flattened by path: each node without its children, and each parent's child paths.
 #[derive(Default)]
 struct Flat {
-    nodes: HashMap<String, NodeSnapshot>,
-    children: HashMap<String, Vec<String>>,
+    nodes: HashMap<Text, NodeSnapshot>,
+    children: HashMap<Text, Vec<Text>>,
 }
 
 impl Flat {
     fn of(tree: &TreeSnapshot) -> Flat {
         let mut flat = Flat::default();
         flat.children.insert(
-            String::new(),
+            Text::default(),
             tree.roots.iter().map(|r| r.path.clone()).collect(),
         );
         for root in &tree.roots {
@@ -160,7 +160,7 @@ fn diff(prev: &Flat, next: &TreeSnapshot, next_flat: &Flat) -> Option<String> {
     let roots = next_flat.children.get("").map_or(&[][..], Vec::as_slice);
     if prev.children.get("").map_or(&[][..], Vec::as_slice) != roots {
         out.children
-            .push(("", roots.iter().map(String::as_str).collect()));
+            .push(("", roots.iter().map(Text::as_str).collect()));
     }
     // Tree order, so that a client applying the nodes in order meets a parent before its children.
     fn walk<'a>(prev: &Flat, node: &'a NodeSnapshot, out: &mut Diff<'a>) {
@@ -174,7 +174,7 @@ fn diff(prev: &Flat, next: &TreeSnapshot, next_flat: &Flat) -> Option<String> {
         let ids: Vec<&str> = node.children.iter().map(|c| c.path.as_str()).collect();
         let old = prev.children.get(&node.path);
         let unchanged = match old {
-            Some(old) => old.iter().map(String::as_str).eq(ids.iter().copied()),
+            Some(old) => old.iter().map(Text::as_str).eq(ids.iter().copied()),
             None => ids.is_empty(),
         };
         if !unchanged {
@@ -412,8 +412,8 @@ mod tests {
 
     fn node(path: &str, restarts: u32, children: Vec<NodeSnapshot>) -> NodeSnapshot {
         NodeSnapshot {
-            path: path.to_string(),
-            id: path.rsplit('/').next().unwrap_or_default().to_string(),
+            path: path.into(),
+            id: path.rsplit('/').next().unwrap_or_default().into(),
             kind: snapshot::Kind::Worker,
             restart: None,
             shutdown: None,
@@ -472,15 +472,12 @@ mod tests {
         for entry in d["children"].as_array().unwrap() {
             let paths = entry[1].as_array().unwrap();
             flat.children.insert(
-                entry[0].as_str().unwrap().to_string(),
-                paths
-                    .iter()
-                    .map(|p| p.as_str().unwrap().to_string())
-                    .collect(),
+                entry[0].as_str().unwrap().into(),
+                paths.iter().map(|p| p.as_str().unwrap().into()).collect(),
             );
         }
         let mut live = std::collections::HashSet::new();
-        let mut todo = vec![String::new()];
+        let mut todo = vec![Text::default()];
         while let Some(p) = todo.pop() {
             todo.extend(flat.children.get(&p).cloned().unwrap_or_default());
             live.insert(p);
