@@ -239,24 +239,7 @@ impl Text {
 
     /// `parent/id`, in place when it fits.
     fn joined(parent: &str, id: &str) -> Text {
-        let len = parent.len() + 1 + id.len();
-        let mut buf = [0u8; INLINE];
-        if len <= INLINE {
-            // Put together on the stack and copied in once: `CompactString::push_str` takes its
-            // general path for each piece, which cost a snapshot more than the rest of a node.
-            buf[..parent.len()].copy_from_slice(parent.as_bytes());
-            buf[parent.len()] = b'/';
-            buf[parent.len() + 1..len].copy_from_slice(id.as_bytes());
-            // Always valid: two `str`s and an ASCII byte between them.
-            if let Ok(text) = std::str::from_utf8(&buf[..len]) {
-                return Text(CompactString::new(text));
-            }
-        }
-        let mut text = String::with_capacity(len);
-        text.push_str(parent);
-        text.push('/');
-        text.push_str(id);
-        Text(CompactString::from(text))
+        Joiner::new(parent).join(id)
     }
 
     /// What `value` prints, in place when it fits.
@@ -267,6 +250,52 @@ impl Text {
         // up to then is kept.
         let _ = write!(text, "{value}");
         Text(text)
+    }
+}
+
+/// `parent/id` for the ids of one parent: `parent/` is written once, and each path that fits in
+/// place is put together on the stack and copied in once (`CompactString::push_str`, a piece at a
+/// time, cost a snapshot more than the rest of a node).
+struct Joiner<'a> {
+    parent: &'a str,
+    /// `parent/`, then room for an id.
+    buf: [u8; INLINE],
+    /// The length of `parent/` when it fits in place.
+    prefix: Option<usize>,
+}
+
+impl<'a> Joiner<'a> {
+    fn new(parent: &'a str) -> Joiner<'a> {
+        let mut buf = [0; INLINE];
+        let prefix = (parent.len() < INLINE).then(|| {
+            buf[..parent.len()].copy_from_slice(parent.as_bytes());
+            buf[parent.len()] = b'/';
+            parent.len() + 1
+        });
+        Joiner {
+            parent,
+            buf,
+            prefix,
+        }
+    }
+
+    fn join(&self, id: &str) -> Text {
+        if let Some(prefix) = self.prefix {
+            let len = prefix + id.len();
+            if len <= INLINE {
+                let mut buf = self.buf;
+                buf[prefix..len].copy_from_slice(id.as_bytes());
+                // SAFETY: `buf[..len]` is `parent`, a `/` and `id`: two `str`s with an ASCII byte
+                // between them, which is valid UTF-8. (Checking it cost more than the copies.)
+                let path = unsafe { std::str::from_utf8_unchecked(&buf[..len]) };
+                return Text(CompactString::new(path));
+            }
+        }
+        let mut path = String::with_capacity(self.parent.len() + 1 + id.len());
+        path.push_str(self.parent);
+        path.push('/');
+        path.push_str(id);
+        Text(CompactString::from(path))
     }
 }
 
@@ -537,13 +566,14 @@ fn fill_supervisor(node: &Node, snap: &mut NodeSnapshot, clock: &Clock) {
     {
         // One acquisition of the service registry's lock for all the children, not one each.
         let mut services = StatsReader::new();
+        let paths = Joiner::new(&node.path);
         node.children.visit(&mut |count, child| {
             children.reserve(count.saturating_sub(children.len()));
             if let (ChildKind::Supervisor, ChildStatus::Running(cell)) = (child.kind, &child.status)
             {
                 below.push((children.len(), cell.get_id()));
             }
-            let path = Text::joined(&node.path, child.id);
+            let path = paths.join(child.id);
             children.push(child_fields(path, child, clock, &mut services));
         });
     }
@@ -875,6 +905,8 @@ mod tests {
             ("/twenty-four-bytes", "abcd"),
             ("/twenty-four-bytes", "abcde"),
             ("/twenty-four-bytes", "abcdef"),
+            ("/twenty-three-bytes-lon", ""),
+            ("/twenty-four-bytes-long!", ""),
         ] {
             let want = format!("{parent}/{id}");
             let text = Text::joined(parent, id);
