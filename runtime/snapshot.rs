@@ -930,19 +930,16 @@ mod tests {
         assert_eq!(Text::from_static("one_for_all"), "one_for_all");
     }
 
+    /// Distances from the clock's reading to convert at: none, under and at a millisecond, and
+    /// longer.
+    const NANOS: [u64; 6] = [0, 1, 999_999, 1_000_000, 1_234_567_891, 86_400_000_000_123];
+
     /// An uptime and a start time from one subtraction agree with `unix_ms` and a saturating
     /// subtraction, before and after the clock's reading.
     #[test]
     fn start_and_uptime_agree_with_separate_readings() {
         let clock = Clock::now();
-        for nanos in [
-            0u64,
-            1,
-            999_999,
-            1_000_000,
-            1_234_567_891,
-            86_400_000_000_123,
-        ] {
+        for nanos in NANOS {
             let d = Duration::from_nanos(nanos);
             for at in [clock.instant.checked_sub(d), clock.instant.checked_add(d)]
                 .into_iter()
@@ -966,14 +963,7 @@ mod tests {
     fn wall_clock_milliseconds_agree_with_system_time() {
         let clock = Clock::now();
         let system = UNIX_EPOCH + Duration::from_nanos(clock.unix_nanos);
-        for nanos in [
-            0u64,
-            1,
-            999_999,
-            1_000_000,
-            1_234_567_891,
-            86_400_000_000_123,
-        ] {
+        for nanos in NANOS {
             let d = Duration::from_nanos(nanos);
             let Some(earlier) = clock.instant.checked_sub(d) else {
                 continue;

@@ -15,21 +15,9 @@ use tokio::sync::mpsc;
 mod announcer;
 use announcer::Worker;
 
-struct Tally {
-    n: u64,
-}
-
-#[canopy::service]
-impl Tally {
-    fn init(_: ()) -> Self {
-        Tally { n: 0 }
-    }
-
-    fn add(&mut self) -> u64 {
-        self.n += 1;
-        self.n
-    }
-}
+#[path = "support/tally.rs"]
+mod tally;
+use tally::{Tally, TallyClient};
 
 /// Waits (bounded) until the snapshot shows `path` running. A child its supervisor has started
 /// shows as starting until its own task has run ractor's `post_start`, an instant later.

@@ -15,6 +15,10 @@ use tokio::sync::mpsc;
 mod announcer;
 use announcer::Worker;
 
+#[path = "support/tally.rs"]
+mod tally;
+use tally::{Tally, TallyClient};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_shows_every_node_with_its_settings_and_state() {
     let (tx, mut ups) = mpsc::unbounded_channel();
@@ -235,22 +239,6 @@ fn the_wire_format_reads_and_writes_back_byte_for_byte() {
     let pretty = serde_json::to_string_pretty(&tree).unwrap();
     let again: canopy::snapshot::TreeSnapshot = serde_json::from_str(&pretty).unwrap();
     assert_eq!(again, tree);
-}
-
-struct Tally {
-    n: u64,
-}
-
-#[canopy::service]
-impl Tally {
-    fn init(_: ()) -> Self {
-        Tally { n: 0 }
-    }
-
-    fn add(&mut self) -> u64 {
-        self.n += 1;
-        self.n
-    }
 }
 
 /// The counters of the services under one supervisor are read under one hold of the service
