@@ -699,6 +699,27 @@ impl<M: Message> Endpoint<M> {
 /// A named future rather than an `async fn`'s: a cast that is delivered at once (nearly all of
 /// them) runs no state machine, and the wait, which is rare, is boxed so that it does not make
 /// every cast's future larger.
+///
+/// ```
+/// use canopy::service::{CallError, Cast, ServiceActor};
+/// struct Counter { n: u64 }
+/// #[canopy::service]
+/// impl Counter {
+///     fn init() -> Self { Counter { n: 0 } }
+///     fn add(&mut self, k: u64) { self.n += k; }
+///     fn get(&self) -> u64 { self.n }
+/// }
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (actor, _) = canopy::ractor::Actor::spawn(None, ServiceActor::<Counter>::new(), ()).await?;
+/// let counter = CounterClient::from_actor(actor.clone());
+/// let unsent: Cast<'_, _> = counter.add(1);
+/// drop(unsent); // never polled: nothing was sent
+/// let sent: Result<(), CallError> = counter.add(2).await;
+/// sent?;
+/// assert_eq!(counter.get().await?, 2);
+/// actor.stop(None);
+/// # Ok(()) }
+/// ```
 #[must_use = "a cast sends nothing until it is awaited"]
 pub struct Cast<'a, M: Message> {
     endpoint: &'a Endpoint<M>,
