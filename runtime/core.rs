@@ -477,17 +477,106 @@ enum State<P> {
 struct Child<P> {
     spec: Arc<ChildSpec>,
     state: State<P>,
-    restarts: u32,
-    last_exit: Option<ExitReason>,
     started_at: Option<Instant>,
-    last_exit_at: Option<Instant>,
-    /// The child's backoff, or the supervisor's default.
-    backoff: Option<Backoff>,
-    backoff_state: BackoffState,
+    /// Its exits and restarts so far, boxed (see [`History`]).
+    past: History<PendingRetry>,
+}
+
+/// What only a child that has exited, been stopped or waited for a restart has, static or
+/// dynamic: boxed, so that an idle child that never exited costs one pointer for it (issue 13's
+/// memory per child). Allocated at the first exit and kept: a child that exits once tends to again.
+#[derive(Debug)]
+pub(crate) struct History<R>(Option<Box<Past<R>>>);
+
+/// A child's exits and restarts so far (see [`History`]).
+#[derive(Debug)]
+pub(crate) struct Past<R> {
+    /// Restarts of a static child (a dynamic child keeps its own count inline).
+    pub(crate) restarts: u32,
+    pub(crate) last_exit: Option<ExitReason>,
+    pub(crate) last_exit_at: Option<Instant>,
+    pub(crate) backoff_state: BackoffState,
     /// The one retry the shell may still act on. Any other that comes up is stale.
-    pending: Option<PendingRetry>,
+    pub(crate) pending: Option<R>,
     /// When a backed-off restart is due, while the child waits for it: shown, never decided on.
-    next_attempt: Option<Instant>,
+    pub(crate) next_attempt: Option<Instant>,
+}
+
+impl<R> History<R> {
+    pub(crate) const NONE: History<R> = History(None);
+
+    pub(crate) fn get(&self) -> Option<&Past<R>> {
+        self.0.as_deref()
+    }
+
+    /// The past, created empty the first time something is recorded in it.
+    pub(crate) fn get_mut(&mut self) -> &mut Past<R> {
+        self.0.get_or_insert_with(|| {
+            Box::new(Past {
+                restarts: 0,
+                last_exit: None,
+                last_exit_at: None,
+                backoff_state: BackoffState::default(),
+                pending: None,
+                next_attempt: None,
+            })
+        })
+    }
+
+    /// Records how and when the child last exited.
+    pub(crate) fn record_exit(&mut self, reason: ExitReason, at: Option<Instant>) {
+        let past = self.get_mut();
+        past.last_exit = Some(reason);
+        past.last_exit_at = at;
+    }
+
+    pub(crate) fn restarts(&self) -> u32 {
+        self.get().map_or(0, |p| p.restarts)
+    }
+
+    pub(crate) fn last_exit(&self) -> Option<&ExitReason> {
+        self.get().and_then(|p| p.last_exit.as_ref())
+    }
+
+    pub(crate) fn last_exit_at(&self) -> Option<Instant> {
+        self.get().and_then(|p| p.last_exit_at)
+    }
+
+    pub(crate) fn next_attempt(&self) -> Option<Instant> {
+        self.get().and_then(|p| p.next_attempt)
+    }
+
+    /// The child no longer waits for a retry: whichever was handed out is stale from now on.
+    pub(crate) fn drop_retry(&mut self) {
+        if let Some(past) = &mut self.0 {
+            past.pending = None;
+            past.next_attempt = None;
+        }
+    }
+
+    /// The delay before the next restart under `policy`, or `None` past its bound on restarts in
+    /// a row (see [`BackoffState::next_delay`]).
+    pub(crate) fn next_delay(
+        &mut self,
+        policy: &Backoff,
+        now: Instant,
+        unit: f64,
+    ) -> Option<Duration> {
+        self.get_mut().backoff_state.next_delay(policy, now, unit)
+    }
+
+    /// A start that did not come from a restart: no crash loop to carry on.
+    pub(crate) fn reset_backoff(&mut self) {
+        if let Some(past) = &mut self.0 {
+            past.backoff_state.reset();
+        }
+    }
+}
+
+impl<R: Copy> History<R> {
+    pub(crate) fn pending(&self) -> Option<R> {
+        self.get().and_then(|p| p.pending)
+    }
 }
 
 /// The retry a child waits for.
@@ -500,25 +589,18 @@ struct PendingRetry {
 }
 
 impl<P> Child<P> {
-    fn new(spec: ChildSpec, default_backoff: Option<Backoff>) -> Self {
+    fn new(spec: ChildSpec) -> Self {
         Child {
-            backoff: spec.backoff.or(default_backoff),
             spec: Arc::new(spec),
             state: State::Stopped,
-            restarts: 0,
-            last_exit: None,
             started_at: None,
-            last_exit_at: None,
-            backoff_state: BackoffState::default(),
-            pending: None,
-            next_attempt: None,
+            past: History::NONE,
         }
     }
 
     /// The child no longer waits for a retry: whichever was handed out is stale from now on.
     fn drop_retry(&mut self) {
-        self.pending = None;
-        self.next_attempt = None;
+        self.past.drop_retry();
     }
 }
 
@@ -537,16 +619,16 @@ impl<P: Pid> Child<P> {
             },
             kind: self.spec.kind,
             restart: self.spec.restart,
-            restarts: self.restarts,
-            last_exit: self.last_exit.as_ref(),
-            next_attempt: self.next_attempt,
+            restarts: self.past.restarts(),
+            last_exit: self.past.last_exit(),
+            next_attempt: self.past.next_attempt(),
             shutdown: self.spec.get_shutdown(),
             significant: self.spec.significant,
             started_at: match self.state {
                 State::Running(_) => self.started_at,
                 _ => None,
             },
-            last_exit_at: self.last_exit_at,
+            last_exit_at: self.past.last_exit_at(),
             starting: starting_now,
         }
     }
@@ -609,7 +691,7 @@ pub struct Core<P> {
     children: Vec<Child<P>>,
     /// Where each child is in `children`, by id: what makes every call by id O(1). An entry may
     /// point at a tombstone (a removed child not swept yet); `find` checks.
-    ids: HashMap<IdKey, usize>,
+    ids: IdIndex,
     /// Removed children still in `children`. They are swept once they are half of the list and no
     /// operation holds positions into it, so that removing a child costs O(1) amortised.
     tombstones: usize,
@@ -631,28 +713,50 @@ pub struct Core<P> {
     exiting: bool,
 }
 
-/// A child's id as a map key, without a copy of it: the spec the child already shares.
-#[derive(Debug)]
-struct IdKey(Arc<ChildSpec>);
-
-impl PartialEq for IdKey {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.id == other.0.id
-    }
+/// Where each child is in the list, by id. The table holds positions only; an entry's id is read
+/// from the child it points at, so the index costs a child a position and a control byte (about
+/// 6.6 bytes at the table's load), not a second pointer to the spec beside it.
+#[derive(Debug, Default)]
+struct IdIndex {
+    table: hashbrown::HashTable<usize>,
+    hasher: std::hash::RandomState,
 }
 
-impl Eq for IdKey {}
-
-impl Hash for IdKey {
-    // As `str` hashes, so that the map can be searched with a `&str` (`Borrow` below).
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.id.as_str().hash(state);
+impl IdIndex {
+    fn hash(&self, id: &str) -> u64 {
+        std::hash::BuildHasher::hash_one(&self.hasher, id)
     }
-}
 
-impl std::borrow::Borrow<str> for IdKey {
-    fn borrow(&self) -> &str {
-        &self.0.id
+    /// The position recorded for `id` (it may be a tombstone's).
+    fn get<P>(&self, id: &str, children: &[Child<P>]) -> Option<usize> {
+        self.table
+            .find(self.hash(id), |&i| children[i].spec.id == id)
+            .copied()
+    }
+
+    /// Records `idx` as the position of the child there, replacing the position of a removed
+    /// child with the same id.
+    fn insert<P>(&mut self, idx: usize, children: &[Child<P>]) {
+        let id = children[idx].spec.id.as_str();
+        let hash = self.hash(id);
+        match self.table.find_mut(hash, |&i| children[i].spec.id == id) {
+            Some(slot) => *slot = idx,
+            None => {
+                let hasher = &self.hasher;
+                self.table.insert_unique(hash, idx, |&i| {
+                    std::hash::BuildHasher::hash_one(hasher, children[i].spec.id.as_str())
+                });
+            }
+        }
+    }
+
+    /// Every child of `children` at its position, from scratch.
+    fn rebuild<P>(&mut self, children: &[Child<P>]) {
+        self.table.clear();
+        self.table.reserve(children.len(), |_| 0);
+        for idx in 0..children.len() {
+            self.insert(idx, children);
+        }
     }
 }
 
@@ -671,23 +775,29 @@ impl<P: Pid> Core<P> {
     /// A core for this spec, with no child started yet. The spec is validated first.
     pub fn new(spec: &SupervisorSpec) -> Result<Self, SpecError> {
         spec.validate()?;
-        let children: Vec<Child<P>> = spec
-            .children
-            .iter()
-            .map(|child| Child::new(child.clone(), spec.backoff))
-            .collect();
-        Ok(Core {
+        Ok(Self::from_valid(spec.clone()))
+    }
+
+    /// [`Core::new`], taking the spec: each child's spec is moved into the core rather than
+    /// copied, so that a large tree is not held twice while it starts.
+    pub(crate) fn from_spec(spec: SupervisorSpec) -> Result<Self, SpecError> {
+        spec.validate()?;
+        Ok(Self::from_valid(spec))
+    }
+
+    fn from_valid(spec: SupervisorSpec) -> Self {
+        // Not `collect`: it would reuse the specs' buffer in place, and an entry being smaller
+        // than a spec, the buffer's tail (24 bytes a child) would stay allocated for good.
+        let mut children: Vec<Child<P>> = Vec::with_capacity(spec.children.len());
+        children.extend(spec.children.into_iter().map(Child::new));
+        let mut core = Core {
             strategy: spec.strategy,
             auto_shutdown: spec.auto_shutdown,
             window: RestartWindow::new(spec.intensity, spec.period),
-            ids: children
-                .iter()
-                .enumerate()
-                .map(|(idx, child)| (IdKey(child.spec.clone()), idx))
-                .collect(),
+            ids: IdIndex::default(),
+            pids: HashMap::with_capacity_and_hasher(children.len(), PidHash),
             children,
             tombstones: 0,
-            pids: HashMap::with_capacity_and_hasher(spec.children.len(), PidHash),
             op: None,
             reports: Vec::new(),
             default_backoff: spec.backoff,
@@ -696,7 +806,9 @@ impl<P: Pid> Core<P> {
             generations: 0,
             awaited: HashMap::default(),
             exiting: false,
-        })
+        };
+        core.ids.rebuild(&core.children);
+        core
     }
 
     /// Seeds the backoff jitter, for reproducible tests.
@@ -729,7 +841,6 @@ impl<P: Pid> Core<P> {
         if !matches!(&child.state, State::Running(p) if p == pid) {
             return None;
         }
-        child.last_exit_at = Some(now);
         let abnormal = !reason.is_normal_class();
         if child.spec.restart == Restart::Permanent || abnormal {
             self.reports.push(Report::ChildTerminated {
@@ -737,7 +848,7 @@ impl<P: Pid> Core<P> {
                 reason: reason.clone(),
             });
         }
-        child.last_exit = Some(reason);
+        child.past.record_exit(reason, Some(now));
         let restart = match child.spec.restart {
             Restart::Permanent => true,
             Restart::Transient => abnormal,
@@ -791,7 +902,10 @@ impl<P: Pid> Core<P> {
         self.clock = Some(now);
         let idx = self.find(id)?;
         let child = &mut self.children[idx];
-        let pending = child.pending.filter(|p| p.generation == generation)?;
+        let pending = child
+            .past
+            .pending()
+            .filter(|p| p.generation == generation)?;
         if !matches!(child.state, State::Restarting) {
             debug_assert!(false, "a child with a pending retry is restarting");
             return None;
@@ -833,9 +947,9 @@ impl<P: Pid> Core<P> {
             }));
         }
         let idx = self.children.len();
-        let child = Child::new(spec, self.default_backoff);
-        self.ids.insert(IdKey(child.spec.clone()), idx);
+        let child = Child::new(spec);
         self.children.push(child);
+        self.ids.insert(idx, &self.children);
         self.begin(OpKind::ApiStart(idx), VecDeque::from([Step::Start(idx)]))
     }
 
@@ -910,13 +1024,13 @@ impl<P: Pid> Core<P> {
                 child.started_at = self.clock;
                 match round {
                     Some(at) => {
-                        child.restarts += 1;
+                        child.past.get_mut().restarts += 1;
                         // Stability is measured from a start that succeeded, never from an
                         // attempt: a start that fails slowly must not pass for a stable run.
-                        child.backoff_state.started(at);
+                        child.past.get_mut().backoff_state.started(at);
                     }
                     // Start-up or the API: no restart, so no crash loop to carry on.
-                    None => child.backoff_state.reset(),
+                    None => child.past.reset_backoff(),
                 }
                 // Started by a sibling's round while its own retry waited: that retry is stale.
                 child.drop_retry();
@@ -950,8 +1064,7 @@ impl<P: Pid> Core<P> {
                     reason: reason.clone(),
                 });
             }
-            child.last_exit = Some(reason);
-            child.last_exit_at = self.clock;
+            child.past.record_exit(reason, self.clock);
         }
         // A temporary child the supervisor stopped is gone for good (OTP's temporary_bystander).
         self.tombstones += usize::from(child.stop_or_remove());
@@ -1038,8 +1151,7 @@ impl<P: Pid> Core<P> {
         if let Some(idx) = self.find(&spec.id) {
             let child = &mut self.children[idx];
             if Arc::ptr_eq(&child.spec, spec) {
-                child.last_exit = Some(reason);
-                child.last_exit_at = awaited.at;
+                child.past.record_exit(reason, awaited.at);
             }
         }
     }
@@ -1187,8 +1299,7 @@ impl<P: Pid> Core<P> {
         self.clock = Some(now);
         for child in &mut self.children {
             if matches!(child.state, State::Running(_)) {
-                child.last_exit = Some(ExitReason::Killed);
-                child.last_exit_at = self.clock;
+                child.past.record_exit(ExitReason::Killed, self.clock);
             }
         }
     }
@@ -1209,11 +1320,15 @@ impl<P: Pid> Core<P> {
             return self.give_up(idx);
         }
         let child = &mut self.children[idx];
-        if let Some(policy) = &child.backoff {
-            let Some(delay) = child
-                .backoff_state
-                .next_delay(policy, now, self.jitter.next_unit())
-            else {
+        // The child's own backoff, or the supervisor's: looked up rather than copied into every
+        // child, which would cost each of them 64 bytes.
+        if let Some(policy) = child
+            .spec
+            .backoff
+            .as_deref()
+            .or(self.default_backoff.as_ref())
+        {
+            let Some(delay) = child.past.next_delay(policy, now, self.jitter.next_unit()) else {
                 // Once the delays outgrow the intensity period the window never fills, so the
                 // bound is what stops this crash loop.
                 return self.give_up(idx);
@@ -1221,7 +1336,7 @@ impl<P: Pid> Core<P> {
             if !delay.is_zero() {
                 let retry = self.hand_out_retry(idx, delay, true);
                 // A delay too long for the clock leaves nothing to show, not a panic.
-                self.children[idx].next_attempt = now.checked_add(delay);
+                self.children[idx].past.get_mut().next_attempt = now.checked_add(delay);
                 return Command::Done(Outcome::Idle { retry: Some(retry) });
             }
         }
@@ -1246,8 +1361,9 @@ impl<P: Pid> Core<P> {
         let generation = self.generations;
         let child = &mut self.children[idx];
         child.state = State::Restarting;
-        child.next_attempt = None;
-        child.pending = Some(PendingRetry {
+        let past = child.past.get_mut();
+        past.next_attempt = None;
+        past.pending = Some(PendingRetry {
             generation,
             backed_off,
         });
@@ -1413,7 +1529,7 @@ impl<P: Pid> Core<P> {
     }
 
     fn find(&self, id: &str) -> Option<usize> {
-        let idx = *self.ids.get(id)?;
+        let idx = self.ids.get(id, &self.children)?;
         (!matches!(self.children[idx].state, State::Removed)).then_some(idx)
     }
 
@@ -1434,9 +1550,8 @@ impl<P: Pid> Core<P> {
         self.children.retain(|c| !matches!(c.state, State::Removed));
         self.tombstones = 0;
         self.pids.clear();
-        self.ids.clear();
+        self.ids.rebuild(&self.children);
         for (idx, child) in self.children.iter().enumerate() {
-            self.ids.insert(IdKey(child.spec.clone()), idx);
             if let State::Running(pid) = &child.state {
                 self.pids.insert(pid.clone(), idx);
             }
@@ -1471,3 +1586,24 @@ pub(crate) fn shutdown_went_as_planned(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// Issue 13: a supervised child costs at most 256 bytes more than the same child under a
+    /// hand-written ractor parent. The entry in the core's list is most of what canopy adds, so
+    /// its size is held here; what it no longer carries inline (its exits and restarts, its
+    /// backoff) is what an idle child does not need.
+    #[test]
+    fn an_idle_child_entry_stays_small() {
+        let entry = std::mem::size_of::<Child<ActorCell>>();
+        let spec = std::mem::size_of::<ChildSpec>();
+        println!(
+            "Child<ActorCell> = {entry} B, ChildSpec = {spec} B, Past = {} B",
+            std::mem::size_of::<Past<PendingRetry>>()
+        );
+        assert!(entry <= 48, "Child<ActorCell> is {entry} bytes");
+        assert!(spec <= 72, "ChildSpec is {spec} bytes");
+    }
+}

@@ -301,7 +301,7 @@ async fn spawn_abortable(
                     Err(e) => return Err(StartError::Init(e.to_string())),
                 },
             };
-            let core = Core::new(&spec).map_err(StartError::Spec)?;
+            let core = Core::from_spec(spec).map_err(StartError::Spec)?;
             Ok(Some(Static {
                 core: Arc::new(Mutex::new(core)),
             }))

@@ -40,10 +40,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::{Debug, Write as _};
 use std::time::{Duration, Instant};
 
-use crate::backoff::{Backoff, BackoffState, Jitter};
+use crate::backoff::{Backoff, Jitter};
 use crate::core::{
-    shutdown_went_as_planned, ChildCounts, ChildError, ChildInfo, ChildStatus, ChildView, Pid,
-    Report, StartFailure, REACHED_MAX_RESTART_INTENSITY,
+    shutdown_went_as_planned, ChildCounts, ChildError, ChildInfo, ChildStatus, ChildView, History,
+    Pid, Report, StartFailure, REACHED_MAX_RESTART_INTENSITY,
 };
 use crate::dynamic::DynamicSpec;
 use crate::exit::ExitReason;
@@ -156,12 +156,18 @@ struct Child<P, A> {
     /// `None` under a temporary template.
     args: Option<A>,
     restarts: u32,
-    last_exit: Option<ExitReason>,
     started_at: Option<Instant>,
-    last_exit_at: Option<Instant>,
-    backoff: BackoffState,
-    /// The generation of the one retry the shell may still act on.
-    retry: Option<u64>,
+    /// Its exits and restarts so far, boxed as a static child's.
+    past: History<u64>,
+}
+
+impl<P, A> Child<P, A> {
+    fn set_retry(&mut self, retry: Option<u64>) {
+        match retry {
+            None => self.past.drop_retry(),
+            Some(_) => self.past.get_mut().pending = retry,
+        }
+    }
 }
 
 enum Op<A> {
@@ -266,7 +272,6 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         if child.state != State::Running || child.pid.as_ref() != Some(pid) {
             return None;
         }
-        child.last_exit_at = Some(now);
         let abnormal = !reason.is_normal_class();
         if self.restart == Restart::Permanent || abnormal {
             self.reports.push(Report::ChildTerminated {
@@ -274,7 +279,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 reason: reason.clone(),
             });
         }
-        child.last_exit = Some(reason);
+        child.past.record_exit(reason, Some(now));
         let restart = match self.restart {
             Restart::Permanent => true,
             Restart::Transient => abnormal,
@@ -324,10 +329,10 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         debug_assert!(self.op.is_none(), "events are handled between operations");
         self.clock = Some(now);
         let child = self.children.get_mut(&key)?;
-        if child.retry != Some(generation) {
+        if child.past.pending() != Some(generation) {
             return None;
         }
-        child.retry = None;
+        child.set_retry(None);
         match child.state {
             State::Running => {
                 debug_assert!(false, "a running child has no retry");
@@ -596,8 +601,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         self.clock = Some(now);
         for child in self.children.values_mut() {
             if child.state == State::Running {
-                child.last_exit = Some(ExitReason::Killed);
-                child.last_exit_at = self.clock;
+                child.past.record_exit(ExitReason::Killed, self.clock);
             }
         }
     }
@@ -621,10 +625,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             return idle(None);
         };
         if let Some(policy) = &self.backoff {
-            let Some(delay) = child
-                .backoff
-                .next_delay(policy, now, self.jitter.next_unit())
-            else {
+            let Some(delay) = child.past.next_delay(policy, now, self.jitter.next_unit()) else {
                 // Once the delays outgrow the intensity period the window never fills, so the
                 // bound is what stops this crash loop.
                 return self.give_up(key);
@@ -653,7 +654,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         let child = self.children.get_mut(&key)?;
         self.generations = self.generations.wrapping_add(1);
         child.state = state;
-        child.retry = Some(self.generations);
+        child.set_retry(Some(self.generations));
         Some(DynRetry {
             key,
             after,
@@ -666,7 +667,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
         let Some(child) = self.children.get_mut(&key) else {
             return idle(None);
         };
-        child.retry = None;
+        child.set_retry(None);
         child.state = State::Restarting;
         let Some(args) = child.args.clone() else {
             // Only a temporary child has no arguments, and it is never restarted; should that
@@ -702,7 +703,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 child.started_at = self.clock;
                 // Stability is measured from a start that succeeded, never from an attempt: a
                 // start that fails slowly must not pass for a stable run.
-                child.backoff.started(began);
+                child.past.get_mut().backoff_state.started(began);
                 self.pids.insert(pid, key);
                 idle(None)
             }
@@ -759,11 +760,8 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 pid: Some(pid.clone()),
                 args: keep,
                 restarts: 0,
-                last_exit: None,
                 started_at: self.clock,
-                last_exit_at: None,
-                backoff: BackoffState::default(),
-                retry: None,
+                past: History::NONE,
             },
         );
         reply(Ok(Some(pid)))
@@ -815,7 +813,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
             kind: self.kind,
             restart: self.restart,
             restarts: child.restarts,
-            last_exit: child.last_exit.as_ref(),
+            last_exit: child.past.last_exit(),
             next_attempt,
             shutdown: self.shutdown,
             significant: false,
@@ -823,7 +821,7 @@ impl<P: Pid, A: Clone> DynCore<P, A> {
                 State::Running => child.started_at,
                 _ => None,
             },
-            last_exit_at: child.last_exit_at,
+            last_exit_at: child.past.last_exit_at(),
             starting: matches!(self.op, Some(Op::Restart { key: k, .. }) if k == key),
         }
     }
@@ -835,4 +833,20 @@ fn idle<P, A>(retry: Option<DynRetry>) -> DynCommand<P, A> {
 
 fn reply<P, A>(result: Result<Option<P>, ChildError<P>>) -> DynCommand<P, A> {
     DynCommand::Done(DynOutcome::Reply(result))
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// As `core::size_tests`: a dynamic child's entry, with arguments of three words.
+    #[test]
+    fn an_idle_child_entry_stays_small() {
+        let entry = std::mem::size_of::<Child<ractor::ActorCell, [usize; 3]>>();
+        println!(
+            "dynamic Child<ActorCell, [usize; 3]> = {entry} B, Past = {} B",
+            std::mem::size_of::<crate::core::Past<u64>>()
+        );
+        assert!(entry <= 88, "a dynamic child's entry is {entry} bytes");
+    }
 }
