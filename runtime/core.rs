@@ -715,7 +715,7 @@ pub struct Core<P> {
 
 /// Where each child is in the list, by id. The table holds positions only; an entry's id is read
 /// from the child it points at, so the index costs a child a position and a control byte (about
-/// 6.6 bytes at the table's load), not a second pointer to the spec beside it.
+/// 12 bytes at the table's load), not a second pointer to the spec beside it as well (22).
 #[derive(Debug, Default)]
 struct IdIndex {
     table: hashbrown::HashTable<usize>,
