@@ -13,7 +13,8 @@
 //!
 //! The strings of a node are [`Text`]: up to 24 bytes are held in place, without an allocation,
 //! which is what most paths and ids take; longer ones are on the heap. Actor ids are two numbers
-//! ([`ActorIdSnapshot`]). Both serialise as JSON strings, as in every version of the schema.
+//! ([`ActorIdSnapshot`]). Both serialise as JSON strings, as in every version of the schema: the
+//! schema is the serialised form, and these Rust types only carry it.
 //!
 //! There is no mailbox length: ractor exposes none, so an actor's backlog cannot be read without
 //! asking the actor. `in_flight` is what can be had instead: for a generated service, 1 while it
