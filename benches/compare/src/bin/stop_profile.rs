@@ -1,0 +1,229 @@
+//! A driver for callgrind: one supervisor operation of the harness, on canopy or on the harness's
+//! raw ractor parent, and nothing else inside the function callgrind is told to count, so that
+//! instruction counts per operation can be compared and attributed (BENCHMARKS.md, "Stop paths").
+//!
+//! ```text
+//! cargo build --release -p canopy-compare --no-default-features --bin stop_profile
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile canopy-shutdown
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-shutdown
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile canopy-one-for-all
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-round
+//! ```
+//!
+//! `--no-default-features` builds ractor as canopy alone does (ractor-supervisor's default features
+//! would switch on ractor's message span propagation for every actor). Only the measured phase runs
+//! inside a `measured_*` function, on a current-thread runtime, so every task the operation wakes
+//! runs on that stack; `--workers 2` asks for the 2-worker runtime instead. Children are started
+//! untimed. The child and the raw parent are the harness's own ([`canopy_compare::worker`],
+//! [`canopy_compare::raw_side`]). Run without valgrind, it prints the wall time of the phase.
+
+use std::time::{Duration, Instant};
+
+use canopy::ractor::ActorRef;
+use canopy::{
+    ChildSpec, DynamicRef, DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy, Supervisor,
+    SupervisorSpec,
+};
+use canopy_compare::raw_side::{self, Mode, ParentArgs, ParentMsg, Stop};
+use canopy_compare::worker::{kill_first, WArgs, Worker};
+use canopy_compare::Policy;
+use clap::{Parser, ValueEnum};
+use tokio::runtime::Runtime;
+use tokio::sync::mpsc;
+
+#[derive(Parser)]
+#[command(about = "One supervisor operation of the harness, canopy or raw ractor, for callgrind")]
+struct Cli {
+    /// What to measure.
+    #[arg(value_enum)]
+    what: What,
+    /// Children of the parallel shutdown.
+    #[arg(long, default_value_t = 5_000)]
+    children: usize,
+    /// Children of the restart round.
+    #[arg(long, default_value_t = 10)]
+    round_children: usize,
+    /// Rounds (kills of the first child) measured.
+    #[arg(long, default_value_t = 200)]
+    rounds: usize,
+    /// Runtime workers: 1 is tokio's current-thread runtime.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum What {
+    /// `DynamicRef::shutdown` of a supervisor holding `--children` children.
+    CanopyShutdown,
+    /// The raw parent holding as many children stops them all, then waits for all.
+    RawShutdown,
+    /// `--rounds` one_for_all rounds of `--round-children` children.
+    CanopyOneForAll,
+    /// `--rounds` rest_for_one rounds (the first child is killed: all restart).
+    CanopyRestForOne,
+    /// The raw parent's round: the others stopped in reverse order, then all spawned again.
+    RawRound,
+}
+
+#[inline(never)]
+fn measured_canopy_shutdown(rt: &Runtime, sup: DynamicRef<WArgs>) -> Duration {
+    let t0 = Instant::now();
+    rt.block_on(async move { sup.shutdown().await });
+    t0.elapsed()
+}
+
+#[inline(never)]
+fn measured_raw_shutdown(rt: &Runtime, parent: ActorRef<ParentMsg>) -> Duration {
+    let t0 = Instant::now();
+    rt.block_on(async move {
+        let _ = parent.stop_and_wait(None, None).await;
+    });
+    t0.elapsed()
+}
+
+#[inline(never)]
+fn measured_rounds<T>(rt: &Runtime, rounds: T) -> Result<Duration, String>
+where
+    T: std::future::Future<Output = Result<Vec<f64>, String>>,
+{
+    let t0 = Instant::now();
+    rt.block_on(rounds)?;
+    Ok(t0.elapsed())
+}
+
+fn runtime(workers: u16) -> std::io::Result<Runtime> {
+    if workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(workers))
+            .enable_all()
+            .build()
+    }
+}
+
+fn per(took: Duration, count: usize) -> f64 {
+    took.as_secs_f64() * 1e6 / count.max(1) as f64
+}
+
+fn run(cli: &Cli) -> Result<String, String> {
+    let rt = runtime(cli.workers).map_err(|e| e.to_string())?;
+    let n = cli.children.max(1);
+    let k = cli.round_children.max(1);
+    match cli.what {
+        What::CanopyShutdown => {
+            let sup = rt.block_on(async {
+                let template = DynamicSpec::actor(Worker).restart(Restart::Temporary);
+                let sup = DynamicSupervisor::start(template)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for _ in 0..n {
+                    sup.start_child(WArgs::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(sup)
+            })?;
+            let took = measured_canopy_shutdown(&rt, sup);
+            Ok(format!(
+                "canopy shutdown of {n}: {:.2} µs per child",
+                per(took, n)
+            ))
+        }
+        What::RawShutdown => {
+            let parent = rt.block_on(async {
+                let parent = raw_side::parent(ParentArgs {
+                    n: 0,
+                    mode: Mode::Keep,
+                    stop: Stop::Parallel,
+                    notify: None,
+                })
+                .await?;
+                for _ in 0..n {
+                    parent
+                        .call(|r| ParentMsg::Spawn(WArgs::default(), r), None)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok::<_, String>(parent)
+            })?;
+            let took = measured_raw_shutdown(&rt, parent);
+            Ok(format!(
+                "raw shutdown of {n}: {:.2} µs per child",
+                per(took, n)
+            ))
+        }
+        What::CanopyOneForAll | What::CanopyRestForOne => {
+            let strategy = match cli.what {
+                What::CanopyOneForAll => Strategy::OneForAll,
+                _ => Strategy::RestForOne,
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let spec = SupervisorSpec::new(strategy)
+                .restart_intensity(u32::MAX / 2, Duration::from_secs(3600))
+                .children((0..k).map(|i| {
+                    ChildSpec::actor(format!("w{i}"), Worker, WArgs::new(i, Some(tx.clone())))
+                        .shutdown(Shutdown::Timeout(Duration::from_secs(5)))
+                }));
+            let sup = rt
+                .block_on(Supervisor::start(spec))
+                .map_err(|e| e.to_string())?;
+            let took = measured_rounds(
+                &rt,
+                kill_first(&mut rx, k, k, cli.rounds, || async {
+                    sup.count_children()
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }),
+            )?;
+            rt.block_on(sup.shutdown());
+            Ok(format!(
+                "canopy round of {k}: {:.2} µs per round",
+                per(took, cli.rounds)
+            ))
+        }
+        What::RawRound => {
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let parent = rt.block_on(raw_side::parent(ParentArgs {
+                n: k,
+                mode: Mode::All,
+                stop: Stop::Ordered(Policy::Timeout),
+                notify: Some(tx),
+            }))?;
+            let took = measured_rounds(
+                &rt,
+                kill_first(&mut rx, k, k, cli.rounds, || async {
+                    parent
+                        .call(ParentMsg::Sync, None)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }),
+            )?;
+            rt.block_on(async {
+                let _ = parent.stop_and_wait(None, None).await;
+            });
+            Ok(format!(
+                "raw round of {k}: {:.2} µs per round",
+                per(took, cli.rounds)
+            ))
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(line) => {
+            println!("{line}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("stop_profile: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
