@@ -1269,6 +1269,34 @@ impl<P: Pid> Core<P> {
         self.find(id).map(|idx| (*self.children[idx].spec).clone())
     }
 
+    /// How many children are waiting to be restarted (backed off, or retried through the
+    /// mailbox): what a supervisor that stops now cancels, and says so.
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use canopy::core::{Command, Core, StartFailure};
+    /// use canopy::{ChildSpec, ExitReason, Start, SupervisorSpec};
+    ///
+    /// let spec = SupervisorSpec::default()
+    ///     .child(ChildSpec::new("a", |_| async { Ok(Start::Ignore) }))
+    ///     .child(ChildSpec::new("b", |_| async { Ok(Start::Ignore) }));
+    /// let mut core: Core<u64> = Core::new(&spec).unwrap();
+    /// core.init();
+    /// core.started(Ok(Some(1)));
+    /// core.started(Ok(Some(2)));
+    /// assert_eq!(core.pending_restarts(), 0);
+    /// // "a" crashes and its restart fails: it waits for a retry.
+    /// let Some(Command::Start { .. }) = core.child_exited(&1, ExitReason::Killed, Instant::now())
+    /// else { unreachable!() };
+    /// core.started(Err(StartFailure::Error("no db".into())));
+    /// assert_eq!(core.pending_restarts(), 1);
+    /// ```
+    pub fn pending_restarts(&self) -> usize {
+        self.live()
+            .filter(|child| matches!(child.state, State::Restarting))
+            .count()
+    }
+
     /// True while any child runs.
     pub fn has_running_children(&self) -> bool {
         !self.pids.is_empty()

@@ -246,12 +246,7 @@ impl Behaviour for Static {
     }
 
     fn pending_restarts(&self) -> usize {
-        self.core
-            .lock()
-            .which_children()
-            .iter()
-            .filter(|c| c.status == crate::ChildStatus::Restarting)
-            .count()
+        self.core.lock().pending_restarts()
     }
 }
 
