@@ -1161,10 +1161,11 @@ impl<P: Pid> Core<P> {
 
     /// Every child, most recently started first (OTP's order).
     pub fn which_children(&self) -> Vec<ChildInfo<P>> {
+        let starts = self.pending_starts();
         (0..self.children.len())
             .rev()
             .filter(|&idx| !matches!(self.children[idx].state, State::Removed))
-            .map(|idx| self.info_at(idx))
+            .map(|idx| self.view_with(idx, &starts).to_info())
             .collect()
     }
 
@@ -1217,24 +1218,39 @@ impl<P: Pid> Core<P> {
     /// assert_eq!(ids, ["a", "b"]);
     /// ```
     pub fn visit_children(&self, mut visit: impl FnMut(&ChildView<'_, P>)) {
+        let starts = self.pending_starts();
         for idx in 0..self.children.len() {
             if !matches!(self.children[idx].state, State::Removed) {
-                visit(&self.view_at(idx));
+                visit(&self.view_with(idx, &starts));
             }
         }
     }
 
     fn info_at(&self, idx: usize) -> ChildInfo<P> {
-        self.view_at(idx).to_info()
+        self.view_with(idx, &self.pending_starts()).to_info()
     }
 
-    fn view_at(&self, idx: usize) -> ChildView<'_, P> {
-        let starting = self.op.as_ref().is_some_and(|op| {
-            op.steps
-                .iter()
-                .chain(op.current.iter())
-                .any(|step| matches!(step, Step::Start(i) if *i == idx))
-        });
+    /// Which positions the operation in progress has yet to start, or is starting. Worked out once
+    /// per read of the children, not once per child: a snapshot taken during a round of a large
+    /// supervisor would otherwise scan the round's steps for every child. No allocation when no
+    /// operation is in progress.
+    fn pending_starts(&self) -> Vec<bool> {
+        let mut starts = Vec::new();
+        if let Some(op) = &self.op {
+            for step in op.steps.iter().chain(op.current.iter()) {
+                if let Step::Start(i) = *step {
+                    if starts.len() <= i {
+                        starts.resize(i + 1, false);
+                    }
+                    starts[i] = true;
+                }
+            }
+        }
+        starts
+    }
+
+    fn view_with(&self, idx: usize, starts: &[bool]) -> ChildView<'_, P> {
+        let starting = starts.get(idx).copied().unwrap_or(false);
         let starting_now = self
             .op
             .as_ref()

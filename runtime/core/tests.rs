@@ -2410,3 +2410,60 @@ fn ids_stay_right_across_removals_and_sweeps() {
     expected.extend(order.iter().map(|id| format!("S:{id}")));
     assert_eq!(sh.take_log(), expected.join(" "));
 }
+
+/// In the middle of a round, a child the round has stopped and will start again reads as
+/// restarting, the same through every way of reading the children (one by id, all of them, and
+/// the visitor snapshots use), which work out the round's pending starts once per read.
+#[test]
+fn children_a_round_will_start_read_as_restarting_through_every_reader() {
+    let spec = sup(Strategy::OneForAll, [child("a"), child("b"), child("c")]);
+    let mut core: Core<u64> = Core::new(&spec).unwrap();
+    core.init();
+    core.started(Ok(Some(1)));
+    core.started(Ok(Some(2)));
+    assert!(matches!(
+        core.started(Ok(Some(3))),
+        Command::Done(Outcome::Ready)
+    ));
+    let now = Instant::now();
+    let Some(Command::Terminate { pid: 3, .. }) = core.child_exited(&1, ExitReason::Killed, now)
+    else {
+        panic!("the round stops c first")
+    };
+    let Command::Terminate { pid: 2, .. } = core.terminated(Some(ExitReason::Shutdown)) else {
+        panic!("then b")
+    };
+    let Command::Start { spec } = core.terminated(Some(ExitReason::Shutdown)) else {
+        panic!("then starts a")
+    };
+    assert_eq!(spec.id(), "a");
+    let by_id: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|id| core.which_child(id).unwrap().status)
+        .collect();
+    let mut all: Vec<_> = core
+        .which_children()
+        .into_iter()
+        .map(|c| c.status)
+        .collect();
+    all.reverse();
+    let mut visited = Vec::new();
+    core.visit_children(|view| {
+        visited.push((
+            view.id.to_string(),
+            matches!(view.status, ChildStatus::Restarting),
+            view.starting,
+        ))
+    });
+    for status in by_id.iter().chain(&all) {
+        assert_eq!(*status, ChildStatus::Restarting);
+    }
+    assert_eq!(
+        visited,
+        [
+            ("a".to_string(), true, true),
+            ("b".to_string(), true, false),
+            ("c".to_string(), true, false),
+        ]
+    );
+}
