@@ -74,6 +74,7 @@ use crate::dynamic::{DynamicRef, DynamicSpec, DynamicSupervisor};
 use crate::exit::ExitReason;
 use crate::handle::{ChildHandle, HandleError, Sent};
 use crate::introspect;
+use crate::pid_hash::PidHash;
 use crate::spec::{BoxError, ChildKind, ChildSpec, Restart, Shutdown, Start};
 use crate::supervisor::SupervisorRef;
 use crate::ChildError;
@@ -899,8 +900,11 @@ fn coarse_now_nanos() -> u64 {
     BASE.elapsed().as_nanos() as u64
 }
 
-static STATS: LazyLock<RwLock<HashMap<ActorId, Weak<ServiceStats>>>> =
-    LazyLock::new(|| RwLock::new(HashMap::new()));
+/// Keyed by process: every service's start and stop writes here, and a snapshot reads it once per
+/// child, so it hashes with the supervisor maps' hasher rather than SipHash.
+type StatsMap = HashMap<ActorId, Weak<ServiceStats>, PidHash>;
+
+static STATS: LazyLock<RwLock<StatsMap>> = LazyLock::new(|| RwLock::new(StatsMap::default()));
 
 /// Publishes a service's counters, once its constructor has succeeded.
 fn register(cell: &ActorCell, stats: &Arc<ServiceStats>) {
@@ -958,7 +962,7 @@ pub fn stats(cell: &ActorCell) -> Option<StatsSnapshot> {
 /// snapshot uses for the children of a supervisor, rather than one [`stats`] call (one lock
 /// acquisition) each.
 pub(crate) struct StatsReader {
-    map: RwLockReadGuard<'static, HashMap<ActorId, Weak<ServiceStats>>>,
+    map: RwLockReadGuard<'static, StatsMap>,
     reads: u32,
 }
 
