@@ -784,3 +784,61 @@ impl<A: crate::dynamic::StartArgs> crate::dynamic::DynamicRef<A> {
         ChildHandle::new(slot, options).map_err(crate::ChildError::Spec)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChildSpec, Supervisor, SupervisorSpec};
+    use ractor::{Actor, ActorProcessingErr};
+    use tokio::sync::mpsc;
+
+    #[derive(Clone)]
+    struct Echo;
+
+    impl Actor for Echo {
+        type Msg = u32;
+        type State = mpsc::UnboundedSender<u32>;
+        type Arguments = mpsc::UnboundedSender<u32>;
+        async fn pre_start(
+            &self,
+            _: ActorRef<u32>,
+            out: Self::Arguments,
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok(out)
+        }
+        async fn handle(
+            &self,
+            _: ActorRef<u32>,
+            n: u32,
+            out: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            let _ = out.send(n);
+            Ok(())
+        }
+    }
+
+    /// A send made while this thread's cache is borrowed (from inside another send: a tracing
+    /// subscriber or a message's destructor that sends) must neither panic on the `RefCell` nor be
+    /// refused: it goes through the shared cache.
+    #[tokio::test]
+    async fn a_send_from_inside_another_send_goes_through_the_shared_cache() {
+        let (out, mut seen) = mpsc::unbounded_channel();
+        let sup =
+            Supervisor::start(SupervisorSpec::default().child(ChildSpec::actor("echo", Echo, out)))
+                .await
+                .expect("supervisor starts");
+        let h = sup.handle::<u32>("echo").expect("a handle");
+        // Fills this thread's cache, and the shared one, with the running incarnation.
+        h.cast(1).await.expect("first cast");
+        let sent = RECENT.with(|recent| {
+            let _held = recent.borrow_mut();
+            let mut msg = Some(2);
+            let sent = h.try_cast_cached(&mut msg);
+            (sent, msg)
+        });
+        assert!(matches!(sent, (Ok(Sent::Delivered), None)), "{:?}", sent.0);
+        assert_eq!(seen.recv().await, Some(1));
+        assert_eq!(seen.recv().await, Some(2));
+        sup.shutdown().await;
+    }
+}
