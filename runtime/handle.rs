@@ -255,7 +255,7 @@ impl Slot {
     /// running supervisor above it, which will start it again.
     fn changes(&self) -> Option<watch::Receiver<u64>> {
         if let Some(node) = self.node() {
-            return Some(node.changes.subscribe());
+            return Some(node.subscribe());
         }
         if !self.follow {
             return None;
@@ -266,7 +266,7 @@ impl Slot {
                 return None;
             }
             if let Some(node) = introspect::node_at(parent) {
-                return Some(node.changes.subscribe());
+                return Some(node.subscribe());
             }
             path = parent;
         }

@@ -34,8 +34,10 @@ use std::sync::{Arc, LazyLock};
 
 use parking_lot::RwLock;
 use ractor::{ActorCell, ActorId, ActorStatus};
+use rustc_hash::FxBuildHasher;
 
 use crate::core::{ChildInfo, ChildView};
+use crate::pid_hash::PidHash;
 use crate::spec::ChildKind;
 
 /// What the tree reads from a supervisor's decision state, under the supervisor's own lock.
@@ -67,7 +69,9 @@ pub(crate) struct Node {
     pub(crate) abort: Option<tokio::sync::watch::Receiver<bool>>,
     /// Bumped after every operation that may have changed a child's incarnation, so that handles
     /// waiting for a restart wake up; dropped with the node, which tells them the supervisor is gone.
-    pub(crate) changes: tokio::sync::watch::Sender<u64>,
+    /// Made by the first handle that waits: most supervisors never have one, and it is an
+    /// allocation on every start.
+    changes: std::sync::OnceLock<tokio::sync::watch::Sender<u64>>,
 }
 
 impl Node {
@@ -84,26 +88,40 @@ impl Node {
             children,
             args,
             abort,
-            changes: tokio::sync::watch::Sender::new(0),
+            changes: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A receiver woken by every [`changed`](Self::changed) after this call. A waiter reads the
+    /// supervisor's state (under its core's lock) after subscribing; the supervisor changes that
+    /// state under the same lock before it calls `changed`, so either the waiter sees the change or
+    /// `changed` sees the waiter.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes
+            .get_or_init(|| tokio::sync::watch::Sender::new(0))
+            .subscribe()
     }
 
     /// Wakes handles waiting on this supervisor, if any.
     pub(crate) fn changed(&self) {
-        if self.changes.receiver_count() > 0 {
-            self.changes
-                .send_modify(|generation| *generation = generation.wrapping_add(1));
+        if let Some(changes) = self.changes.get() {
+            if changes.receiver_count() > 0 {
+                changes.send_modify(|generation| *generation = generation.wrapping_add(1));
+            }
         }
     }
 }
 
+// Fx hashing: every supervisor's start inserts into two of these maps under the write lock, and
+// their keys are ids this process hands out and paths the program itself chose (no input from
+// outside to collide on purpose). SipHash was a third of the registration's cost.
 struct Registry {
-    nodes: HashMap<ActorId, Arc<Node>>,
+    nodes: HashMap<ActorId, Arc<Node>, PidHash>,
     /// The running supervisor at each path: what a handle follows across its supervisor's restarts.
-    paths: HashMap<String, ActorId>,
+    paths: HashMap<String, ActorId, FxBuildHasher>,
     /// The next suffix to try for an unnamed supervisor whose path is taken, by path, so that
     /// starting many of them under one parent stays O(1) each.
-    suffixes: HashMap<String, u64>,
+    suffixes: HashMap<String, u64, FxBuildHasher>,
     /// Entries of supervisors that were killed with no canopy supervisor above them to reap them
     /// (see [`reap_killed`]) are swept when the map reaches this size; doubling it keeps
     /// registration amortised O(1).
@@ -112,9 +130,9 @@ struct Registry {
 
 static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
-        nodes: HashMap::new(),
-        paths: HashMap::new(),
-        suffixes: HashMap::new(),
+        nodes: HashMap::default(),
+        paths: HashMap::default(),
+        suffixes: HashMap::default(),
         sweep_at: 64,
     })
 });
@@ -134,11 +152,12 @@ pub(crate) fn register(
             .and_then(|id| tree.nodes.get(id))
             .is_some_and(|other| other.cell.get_status() < ActorStatus::Stopping)
     };
-    let mut chosen = path.clone();
+    let mut chosen = path;
     if taken(&tree, &chosen) {
         if named {
-            return Err(crate::StartError::PathTaken(path));
+            return Err(crate::StartError::PathTaken(chosen));
         }
+        let path = std::mem::take(&mut chosen);
         let mut n = tree.suffixes.get(&path).copied().unwrap_or(2);
         while taken(&tree, &format!("{path}-{n}")) {
             n += 1;
@@ -219,6 +238,12 @@ pub fn path_of(cell: &ActorCell) -> Option<String> {
         .nodes
         .get(&cell.get_id())
         .map(|n| n.path.clone())
+}
+
+/// Lends `cell`'s path (if it is a supervisor in the tree) to `f`, without a copy.
+pub(crate) fn with_path<R>(cell: &ActorCell, f: impl FnOnce(Option<&str>) -> R) -> R {
+    let tree = TREE.read();
+    f(tree.nodes.get(&cell.get_id()).map(|n| n.path.as_str()))
 }
 
 /// The children of a running supervisor, most recently started first, read from the shared tree

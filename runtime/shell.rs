@@ -514,7 +514,25 @@ impl crate::core::Pid for ActorCell {
 
 /// The path of a child `name` of the supervisor `parent` (just `/name` if `parent` is not one).
 pub(crate) fn child_path(parent: &ActorCell, name: &str) -> String {
-    format!("{}/{name}", introspect::path_of(parent).unwrap_or_default())
+    introspect::with_path(parent, |prefix| join_path(prefix.unwrap_or_default(), name))
+}
+
+/// The path of a supervisor named `name` under `parent`, or at the top level. Built in one
+/// allocation, read straight from the tree: it is on every supervisor's start.
+pub(crate) fn path_under(parent: Option<&ActorCell>, name: &str) -> String {
+    match parent {
+        Some(parent) => child_path(parent, name),
+        None => join_path("", name),
+    }
+}
+
+/// `prefix/name`.
+fn join_path(prefix: &str, name: &str) -> String {
+    let mut path = String::with_capacity(prefix.len() + 1 + name.len());
+    path.push_str(prefix);
+    path.push('/');
+    path.push_str(name);
+    path
 }
 
 impl<B: Behaviour> Actor for Shell<B> {

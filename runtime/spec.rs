@@ -590,6 +590,17 @@ pub fn check_child_specs(
     children: &[ChildSpec],
     auto_shutdown: AutoShutdown,
 ) -> Result<(), SpecError> {
+    // A few children (the common case, and every supervisor's start validates its list) are
+    // compared with the ones before them: no set to allocate and hash into.
+    if children.len() <= FEW_CHILDREN {
+        for (i, child) in children.iter().enumerate() {
+            check_child_spec(child, auto_shutdown)?;
+            if children[..i].iter().any(|earlier| earlier.id == child.id) {
+                return Err(SpecError::DuplicateId(child.id.clone()));
+            }
+        }
+        return Ok(());
+    }
     let mut seen = std::collections::HashSet::with_capacity(children.len());
     for child in children {
         check_child_spec(child, auto_shutdown)?;
@@ -599,6 +610,10 @@ pub fn check_child_specs(
     }
     Ok(())
 }
+
+/// Up to this many children, duplicate ids are found by comparing each id with those before it
+/// (at most 120 comparisons of short strings).
+const FEW_CHILDREN: usize = 16;
 
 /// Checks one child spec on its own (not its id's uniqueness).
 /// A name or id becomes one segment of a path: it may not contain `/`.
@@ -722,6 +737,30 @@ impl std::error::Error for SpecError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A duplicate id is found, and it is the first repeated one in list order, whether the list
+    /// is short (compared pairwise) or long (a set), and at either end of the list.
+    #[test]
+    fn a_duplicate_id_is_refused_in_short_and_long_lists() {
+        let child = |id: String| ChildSpec::new(id, |_sup: ActorCell| async { Ok(Start::Ignore) });
+        for n in [1, 2, FEW_CHILDREN - 1, FEW_CHILDREN, FEW_CHILDREN + 1, 40] {
+            let ids: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+            let list: Vec<ChildSpec> = ids.iter().cloned().map(child).collect();
+            assert_eq!(check_child_specs(&list, AutoShutdown::Never), Ok(()), "{n}");
+            for (dup_of, at) in [(0, n), (n - 1, n), (0, 1)] {
+                let mut list: Vec<ChildSpec> = ids.iter().cloned().map(child).collect();
+                let at = at.min(list.len());
+                list.insert(at, child(ids[dup_of].clone()));
+                // A second duplicate after it: the first one in list order is reported.
+                list.push(child(ids[n - 1].clone()));
+                assert_eq!(
+                    check_child_specs(&list, AutoShutdown::Never),
+                    Err(SpecError::DuplicateId(ids[dup_of].clone())),
+                    "{n} children, a copy of {dup_of} at {at}"
+                );
+            }
+        }
+    }
 
     /// Every policy comes back as it was set, the extreme graces included, and an unset one
     /// follows the kind.

@@ -327,10 +327,7 @@ pub(crate) async fn spawn_at(
     name: &str,
     named: bool,
 ) -> Result<SupervisorRef, StartError> {
-    let path = match &parent {
-        Some(parent) => shell::child_path(parent, name),
-        None => format!("/{name}"),
-    };
+    let path = shell::path_under(parent.as_ref(), name);
     spawn(Source::Spec(spec), parent, path, named)
         .await?
         .ok_or_else(|| StartError::Init("ignored".into()))
@@ -347,7 +344,7 @@ impl Supervisor {
     /// ```
     pub async fn start(spec: SupervisorSpec) -> Result<SupervisorRef, StartError> {
         let named = spec.name.is_some();
-        let path = format!("/{}", spec.name.as_deref().unwrap_or(DEFAULT_NAME));
+        let path = shell::path_under(None, spec.name.as_deref().unwrap_or(DEFAULT_NAME));
         spawn(Source::Spec(spec), None, path, named)
             .await?
             .ok_or_else(|| StartError::Init("ignored".into()))
@@ -392,10 +389,7 @@ impl Supervisor {
     where
         F: Fn() -> Result<Option<SupervisorSpec>, BoxError> + Send + Sync + 'static,
     {
-        let path = match &parent {
-            Some(parent) => shell::child_path(parent, DEFAULT_NAME),
-            None => format!("/{DEFAULT_NAME}"),
-        };
+        let path = shell::path_under(parent.as_ref(), DEFAULT_NAME);
         spawn(Source::With(Arc::new(init)), parent, path, false).await
     }
 }
