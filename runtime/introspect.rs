@@ -112,13 +112,16 @@ impl Node {
     }
 }
 
-// Fx hashing: every supervisor's start inserts into two of these maps under the write lock, and
+// Fx hashing: every supervisor's start inserts into `nodes` and `paths` under the write lock, and
 // their keys are ids this process hands out and paths the program itself chose (no input from
 // outside to collide on purpose). SipHash was a third of the registration's cost.
 struct Registry {
     nodes: HashMap<ActorId, Arc<Node>, PidHash>,
     /// The running supervisor at each path: what a handle follows across its supervisor's restarts.
-    paths: HashMap<String, ActorId, FxBuildHasher>,
+    /// It holds ids only, hashed by their node's path: the path is not copied into a key of its
+    /// own on every start. Every id here is in `nodes` (removals from `nodes` remove it here first
+    /// or sweep it right after), and no two have the same path.
+    paths: hashbrown::HashTable<ActorId>,
     /// The next suffix to try for an unnamed supervisor whose path is taken, by path, so that
     /// starting many of them under one parent stays O(1) each.
     suffixes: HashMap<String, u64, FxBuildHasher>,
@@ -131,7 +134,7 @@ struct Registry {
 static TREE: LazyLock<RwLock<Registry>> = LazyLock::new(|| {
     RwLock::new(Registry {
         nodes: HashMap::default(),
-        paths: HashMap::default(),
+        paths: hashbrown::HashTable::new(),
         suffixes: HashMap::default(),
         sweep_at: 64,
     })
@@ -147,9 +150,7 @@ pub(crate) fn register(
 ) -> Result<Arc<Node>, crate::StartError> {
     let mut tree = TREE.write();
     let taken = |tree: &Registry, path: &str| {
-        tree.paths
-            .get(path)
-            .and_then(|id| tree.nodes.get(id))
+        tree.at(path)
             .is_some_and(|other| other.cell.get_status() < ActorStatus::Stopping)
     };
     let mut chosen = path;
@@ -175,20 +176,51 @@ pub(crate) fn register(
         tree.nodes
             .retain(|_, n| n.cell.get_status() != ActorStatus::Stopped);
         let Registry { nodes, paths, .. } = &mut *tree;
-        paths.retain(|_, id| nodes.contains_key(id));
+        paths.retain(|id| nodes.contains_key(id));
         tree.sweep_at = (tree.nodes.len() * 2).max(64);
     }
     let node = Arc::new(build(chosen));
-    tree.paths.insert(node.path.clone(), node.cell.get_id());
-    tree.nodes.insert(node.cell.get_id(), node.clone());
+    let id = node.cell.get_id();
+    // Into `nodes` first: the path index finds an entry's path (to hash it again when it grows)
+    // through `nodes`.
+    tree.nodes.insert(id, node.clone());
+    let Registry { nodes, paths, .. } = &mut *tree;
+    let hash = path_hash(&node.path);
+    let same_path = |other: &ActorId| nodes.get(other).is_some_and(|n| n.path == node.path);
+    match paths.find_mut(hash, same_path) {
+        // A supervisor that is stopping, or gone unreaped, had it: the path is this one's now.
+        Some(slot) => *slot = id,
+        None => {
+            paths.insert_unique(hash, id, |other| {
+                nodes.get(other).map_or(0, |n| path_hash(&n.path))
+            });
+        }
+    }
     Ok(node)
+}
+
+fn path_hash(path: &str) -> u64 {
+    std::hash::BuildHasher::hash_one(&FxBuildHasher, path)
+}
+
+impl Registry {
+    /// The supervisor holding `path` in the index (it may be stopping).
+    fn at(&self, path: &str) -> Option<&Arc<Node>> {
+        let id = self.paths.find(path_hash(path), |id| {
+            self.nodes.get(id).is_some_and(|n| n.path == path)
+        })?;
+        self.nodes.get(id)
+    }
 }
 
 pub(crate) fn unregister(id: &ActorId) {
     let mut tree = TREE.write();
     if let Some(node) = tree.nodes.remove(id) {
-        if tree.paths.get(&node.path) == Some(id) {
-            tree.paths.remove(&node.path);
+        if let Ok(entry) = tree
+            .paths
+            .find_entry(path_hash(&node.path), |other| other == id)
+        {
+            entry.remove();
         }
     }
 }
@@ -196,9 +228,7 @@ pub(crate) fn unregister(id: &ActorId) {
 /// The running supervisor at `path`, if any.
 pub(crate) fn node_at(path: &str) -> Option<Arc<Node>> {
     let tree = TREE.read();
-    let id = tree.paths.get(path)?;
-    tree.nodes
-        .get(id)
+    tree.at(path)
         .filter(|n| n.cell.get_status() < ActorStatus::Stopping)
         .cloned()
 }
@@ -373,6 +403,88 @@ fn collect(sup: &ActorCell, out: &mut Vec<RunningChild>) {
         });
         if child.kind == ChildKind::Supervisor {
             collect(cell, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Supervisor, SupervisorSpec};
+
+    /// The path index holds ids only and finds paths through the nodes: every supervisor is found
+    /// at its path while the index grows (and rehashes through the nodes), a stopped one's path is
+    /// free again, and a path taken over from a gone supervisor points at the new one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_supervisor_is_found_at_its_path_as_the_index_grows_and_shrinks() {
+        let name = |i: usize| format!("introspect-index-{i}");
+        let mut sups = Vec::new();
+        for i in 0..150 {
+            let sup = Supervisor::start(SupervisorSpec::default().name(name(i)))
+                .await
+                .unwrap();
+            sups.push(sup);
+        }
+        for (i, sup) in sups.iter().enumerate() {
+            let path = format!("/{}", name(i));
+            let node = node_at(&path).expect("found at its path");
+            assert_eq!(node.cell.get_id(), sup.cell().get_id());
+            assert_eq!(path_of(&sup.cell()), Some(path));
+        }
+        // Every other one stops: its path is gone from the index, the others' stay.
+        for sup in sups.iter().step_by(2) {
+            sup.shutdown().await;
+        }
+        for (i, sup) in sups.iter().enumerate() {
+            let found = node_at(&format!("/{}", name(i))).map(|n| n.cell.get_id());
+            if i % 2 == 0 {
+                assert_eq!(found, None, "{i} stopped");
+            } else {
+                assert_eq!(found, Some(sup.cell().get_id()), "{i} runs");
+            }
+        }
+        // A freed path is taken by a new supervisor; a running one's is refused.
+        let again = Supervisor::start(SupervisorSpec::default().name(name(0)))
+            .await
+            .unwrap();
+        assert_eq!(
+            node_at(&format!("/{}", name(0))).map(|n| n.cell.get_id()),
+            Some(again.cell().get_id())
+        );
+        assert_eq!(
+            Supervisor::start(SupervisorSpec::default().name(name(1)))
+                .await
+                .unwrap_err(),
+            crate::StartError::PathTaken(format!("/{}", name(1)))
+        );
+        // A supervisor killed with nothing above to reap it leaves its node behind; its path goes
+        // to the next supervisor that asks for it, and the index follows.
+        let killed = Supervisor::start(SupervisorSpec::default().name(name(2)))
+            .await
+            .unwrap();
+        let cell = killed.cell();
+        cell.kill();
+        killed.wait().await;
+        let taker = Supervisor::start(SupervisorSpec::default().name(name(2)))
+            .await
+            .unwrap();
+        assert_eq!(
+            node_at(&format!("/{}", name(2))).map(|n| n.cell.get_id()),
+            Some(taker.cell().get_id())
+        );
+        unregister(&cell.get_id());
+        assert_eq!(
+            node_at(&format!("/{}", name(2))).map(|n| n.cell.get_id()),
+            Some(taker.cell().get_id()),
+            "removing the gone one leaves the new one's entry"
+        );
+        taker.shutdown().await;
+        again.shutdown().await;
+        for sup in sups.iter().skip(1).step_by(2) {
+            sup.shutdown().await;
+        }
+        for i in 0..150 {
+            assert!(node_at(&format!("/{}", name(i))).is_none(), "{i}");
         }
     }
 }
