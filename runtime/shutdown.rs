@@ -22,10 +22,9 @@
 //! awaiting cannot be killed by any async runtime, and `Infinity` waits on it for as long as it runs.
 
 use std::pin::Pin;
-use std::time::Duration;
 
 use ractor::{ActorCell, ActorStatus};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 use crate::exit::ExitReason;
 use crate::shell::signal;
@@ -35,17 +34,26 @@ use crate::spec::Shutdown;
 /// tokio timer per child wakes the timer driver each time (nothing else is pending, so the new
 /// deadline is always the earliest); moving one registered timer to a later deadline does not. On
 /// a 10-child one_for_all restart that was most of canopy's cost over raw ractor.
+///
+/// It is moved lazily: a child's kill deadline is read off the clock, and the registered timer is
+/// moved only when it is set later than that deadline (or has fired). Children stopped one after
+/// another under the same grace have ever later deadlines, so after the first they leave it where
+/// it is, and a timer that fires early for the child now waited on is moved to that child's own
+/// deadline: each child is killed at its own stop plus its own grace, never at an earlier child's.
 #[derive(Default)]
 pub(crate) struct ShutdownTimer {
     sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl ShutdownTimer {
-    fn arm(&mut self, grace: Duration) -> Pin<&mut Sleep> {
-        let deadline = crate::deadline_in(grace);
+    /// A timer that fires no later than `deadline`: the one already registered if it is not later
+    /// and has not fired, else the same timer moved to `deadline`.
+    fn at_most(&mut self, deadline: Instant) -> Pin<&mut Sleep> {
         match &mut self.sleep {
             Some(sleep) => {
-                sleep.as_mut().reset(deadline);
+                if sleep.deadline() > deadline || sleep.is_elapsed() {
+                    sleep.as_mut().reset(deadline);
+                }
                 sleep.as_mut()
             }
             slot @ None => slot
@@ -77,11 +85,20 @@ pub(crate) async fn terminate_timed(
         }
         Shutdown::Timeout(grace) | Shutdown::Drain(grace) => grace,
     };
-    let expired = timer.arm(grace);
-    tokio::select! {
-        biased;
-        _ = child.wait(None) => return Some(ExitReason::Shutdown),
-        _ = expired => {}
+    // Counted from this child's stop, whatever the timer was last set for.
+    let deadline = crate::deadline_in(grace);
+    loop {
+        let expired = timer.at_most(deadline);
+        // An earlier child's deadline: due is only what reached this child's own.
+        let due = expired.deadline() >= deadline;
+        tokio::select! {
+            biased;
+            _ = child.wait(None) => return Some(ExitReason::Shutdown),
+            _ = expired => {}
+        }
+        if due {
+            break;
+        }
     }
     child.kill();
     child.wait(None).await.ok();
@@ -155,4 +172,107 @@ async fn wait_out(cells: &[ActorCell], policy: Shutdown) -> Vec<ExitReason> {
         .collect();
     all_gone().await;
     reasons
+}
+
+#[cfg(test)]
+mod tests {
+    //! The grace timer a restart round reuses from child to child, on tokio's paused clock: time
+    //! moves only by `advance` or when every task waits on a timer, so the kill instants below are
+    //! exact however loaded the machine is.
+
+    use std::time::Duration;
+
+    use ractor::{Actor, ActorProcessingErr, ActorRef};
+    use tokio::sync::oneshot;
+    use tokio::time::Instant;
+
+    use super::{terminate_timed, ShutdownTimer};
+    use crate::exit::ExitReason;
+    use crate::spec::Shutdown;
+
+    /// Stops when asked while idle; once handed a message it never finishes it, so a stop waits
+    /// behind it and only a kill ends it. The message says when it has begun.
+    struct Child;
+
+    impl Actor for Child {
+        type Msg = oneshot::Sender<()>;
+        type State = ();
+        type Arguments = ();
+
+        async fn pre_start(&self, _: ActorRef<Self::Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+
+        async fn handle(
+            &self,
+            _: ActorRef<Self::Msg>,
+            began: Self::Msg,
+            _: &mut (),
+        ) -> Result<(), ActorProcessingErr> {
+            let _ = began.send(());
+            std::future::pending::<()>().await;
+            Ok(())
+        }
+    }
+
+    async fn idle() -> ractor::ActorCell {
+        let (child, _) = Actor::spawn(None, Child, ()).await.expect("child spawns");
+        child.get_cell()
+    }
+
+    async fn stuck() -> ractor::ActorCell {
+        let (child, _) = Actor::spawn(None, Child, ()).await.expect("child spawns");
+        let (began, begun) = oneshot::channel();
+        child.send_message(began).expect("child takes messages");
+        begun.await.expect("child began its message");
+        child.get_cell()
+    }
+
+    /// The timer is left set for the first child's deadline; the second child, stopped 800 ms
+    /// later under the same grace, must still get its whole grace from its own stop.
+    #[tokio::test(start_paused = true)]
+    async fn a_later_child_gets_its_whole_grace_from_its_own_stop() {
+        let grace = Duration::from_secs(1);
+        let mut timer = ShutdownTimer::default();
+        let first = idle().await;
+        let reason = terminate_timed(&first, Shutdown::Timeout(grace), &mut timer).await;
+        assert_eq!(reason, Some(ExitReason::Shutdown));
+
+        tokio::time::advance(Duration::from_millis(800)).await;
+        let second = stuck().await;
+        let stopped_at = Instant::now();
+        let reason = terminate_timed(&second, Shutdown::Timeout(grace), &mut timer).await;
+        let took = stopped_at.elapsed();
+        assert_eq!(reason, Some(ExitReason::Killed));
+        assert!(
+            took >= grace,
+            "killed {took:?} after its stop, before its own grace of {grace:?}"
+        );
+        assert!(took < grace * 2, "killed {took:?} after its stop");
+    }
+
+    /// A child with a shorter grace than the one the timer is set for is killed at its own.
+    #[tokio::test(start_paused = true)]
+    async fn a_shorter_grace_moves_the_timer_earlier() {
+        let mut timer = ShutdownTimer::default();
+        let first = idle().await;
+        let reason = terminate_timed(
+            &first,
+            Shutdown::Timeout(Duration::from_secs(60)),
+            &mut timer,
+        )
+        .await;
+        assert_eq!(reason, Some(ExitReason::Shutdown));
+
+        let second = stuck().await;
+        let grace = Duration::from_secs(1);
+        let stopped_at = Instant::now();
+        let reason = terminate_timed(&second, Shutdown::Drain(grace), &mut timer).await;
+        let took = stopped_at.elapsed();
+        assert_eq!(reason, Some(ExitReason::Killed));
+        assert!(
+            took >= grace && took < grace * 2,
+            "killed {took:?} after its stop"
+        );
+    }
 }
