@@ -706,9 +706,11 @@ pub struct Core<P> {
     /// child deleted and added again under the same id cannot take its predecessor's retry for its
     /// own.
     generations: u64,
-    /// Children a restart round stopped whose own exit reason has not arrived yet, by the process
-    /// that was stopped (see [`Core::terminated_later`]).
-    awaited: HashMap<P, AwaitedExit, PidHash>,
+    /// Children a restart round stopped whose own exit reason has not arrived yet, with the process
+    /// that was stopped, in the order they were stopped (see [`Core::terminated_later`]). A queue
+    /// searched from the front rather than a map: the round waits for each child before it stops
+    /// the next, so their exit events come in this order and each is found first, at no hashing.
+    awaited: VecDeque<(P, AwaitedExit)>,
     /// The supervisor has begun to stop for good (see [`Core::is_exiting`]).
     exiting: bool,
 }
@@ -769,6 +771,9 @@ pub(crate) struct AwaitedExit {
     /// What the shell saw when the child was gone, used if the real reason never comes.
     pub(crate) seen: Option<ExitReason>,
     at: Option<Instant>,
+    /// Where the child was in the list when it was stopped: where it still is unless a sweep moved
+    /// it, which saves hashing its id to record its exit.
+    idx: usize,
 }
 
 impl<P: Pid> Core<P> {
@@ -804,7 +809,7 @@ impl<P: Pid> Core<P> {
             jitter: Jitter::from_entropy(),
             clock: None,
             generations: 0,
-            awaited: HashMap::default(),
+            awaited: VecDeque::new(),
             exiting: false,
         };
         core.ids.rebuild(&core.children);
@@ -1103,14 +1108,15 @@ impl<P: Pid> Core<P> {
         let child = &mut self.children[idx];
         if let State::Running(pid) = &child.state {
             self.pids.remove(pid);
-            self.awaited.insert(
+            self.awaited.push_back((
                 pid.clone(),
                 AwaitedExit {
                     spec: child.spec.clone(),
                     seen,
                     at: self.clock,
+                    idx,
                 },
-            );
+            ));
         }
         self.tombstones += usize::from(child.stop_or_remove());
         self.next()
@@ -1121,7 +1127,8 @@ impl<P: Pid> Core<P> {
     /// `shutdown_error` report if it is not the reason its policy expects. `None` if `pid` was not
     /// awaited (it is then an ordinary exit, for [`Core::child_exited`]).
     pub(crate) fn stopped_with(&mut self, pid: &P, reason: ExitReason) -> Option<AwaitedExit> {
-        let awaited = self.awaited.remove(pid)?;
+        let at = self.awaited.iter().position(|(p, _)| p == pid)?;
+        let (_, awaited) = self.awaited.remove(at)?;
         self.record_stop(&awaited, reason);
         Some(awaited)
     }
@@ -1130,7 +1137,7 @@ impl<P: Pid> Core<P> {
     /// (it had unlinked itself, or the supervisor is stopping): the shell calls this once every event
     /// already queued has been handled.
     pub(crate) fn settle_stopped(&mut self) -> Vec<AwaitedExit> {
-        let settled: Vec<AwaitedExit> = self.awaited.drain().map(|(_, a)| a).collect();
+        let settled: Vec<AwaitedExit> = self.awaited.drain(..).map(|(_, a)| a).collect();
         for awaited in &settled {
             if let Some(reason) = awaited.seen.clone() {
                 self.record_stop(awaited, reason);
@@ -1148,7 +1155,12 @@ impl<P: Pid> Core<P> {
             });
         }
         // Only the child of this spec: not one deleted and added again under the same id.
-        if let Some(idx) = self.find(&spec.id) {
+        let is_it = |c: &Child<P>| Arc::ptr_eq(&c.spec, spec) && !matches!(c.state, State::Removed);
+        let idx = match self.children.get(awaited.idx) {
+            Some(c) if is_it(c) => Some(awaited.idx),
+            _ => self.find(&spec.id),
+        };
+        if let Some(idx) = idx {
             let child = &mut self.children[idx];
             if Arc::ptr_eq(&child.spec, spec) {
                 child.past.record_exit(reason, awaited.at);

@@ -653,13 +653,13 @@ impl<B: Behaviour> Actor for Shell<B> {
         if state.awaiting_exits {
             if let Some(awaited) = state.b.stopped_with(cell, &reason) {
                 let spec = &awaited.spec;
-                log_stop(
-                    &state.node.path,
-                    &spec.id,
-                    spec.get_shutdown(),
-                    Some(&reason),
-                );
-                state.log_reports();
+                let policy = spec.get_shutdown();
+                log_stop(&state.node.path, &spec.id, policy, Some(&reason));
+                // The core reports this stop only if it did not go as its policy planned: only
+                // then is there a report to take (a lock and an empty list less per child).
+                if !crate::core::shutdown_went_as_planned(spec.restart, policy, &reason) {
+                    state.log_reports();
+                }
                 return Ok(());
             }
         }

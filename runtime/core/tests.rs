@@ -2314,6 +2314,64 @@ fn a_round_reason_comes_after_the_round() {
     assert!(core.settle_stopped().is_empty());
 }
 
+/// A round's reasons are recorded on the child that was stopped even when the list was swept
+/// under them: the round removes three temporary children out of six, the sweep at its end moves
+/// a, b and c down, and the positions they were stopped at now hold their neighbours.
+#[test]
+fn a_round_reason_finds_its_child_after_a_sweep_moved_it() {
+    let spec = sup(
+        Strategy::OneForAll,
+        [
+            temporary("t1"),
+            permanent("a"),
+            permanent("b"),
+            permanent("c"),
+            temporary("t2"),
+            temporary("t3"),
+        ],
+    );
+    let mut core: Core<u64> = Core::new(&spec).unwrap();
+    core.init();
+    for pid in 1..=6 {
+        core.started(Ok(Some(pid)));
+    }
+    // c (pid 4) crashes: the round stops t3, t2, b, a and t1 and starts a, b and c again.
+    let mut cmd = core
+        .child_exited(&4, ExitReason::Error("crash".into()), Instant::now())
+        .expect("a round begins");
+    let mut next_pid = 7;
+    let mut stopped = Vec::new();
+    loop {
+        cmd = match cmd {
+            Command::Terminate { pid, .. } => {
+                stopped.push(pid);
+                core.terminated_later(Some(ExitReason::Shutdown))
+            }
+            Command::Start { .. } => {
+                next_pid += 1;
+                core.started(Ok(Some(next_pid - 1)))
+            }
+            Command::Done(_) => break,
+        };
+    }
+    assert_eq!(stopped, vec![6, 5, 3, 2, 1]);
+    let ids: Vec<String> = core.which_children().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec!["c", "b", "a"], "the temporaries were swept");
+    let late = ExitReason::Error("late".into());
+    core.stopped_with(&2, late.clone()).unwrap();
+    assert_eq!(core.which_child("a").unwrap().last_exit, Some(late));
+    assert_eq!(core.which_child("b").unwrap().last_exit, None);
+    core.stopped_with(&3, ExitReason::Shutdown).unwrap();
+    assert_eq!(
+        core.which_child("b").unwrap().last_exit,
+        Some(ExitReason::Shutdown)
+    );
+    assert_eq!(
+        core.which_child("c").unwrap().last_exit,
+        Some(ExitReason::Error("crash".into()))
+    );
+}
+
 /// A clean `shutdown` is recorded and not reported.
 #[test]
 fn a_clean_round_reason_is_unreported() {
