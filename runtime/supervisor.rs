@@ -281,10 +281,21 @@ pub(crate) async fn start_root(
 async fn spawn_abortable(
     source: Source,
     parent: Option<ActorCell>,
-    (path, named): (String, bool),
+    path: (String, bool),
     abort: Option<tokio::sync::watch::Receiver<bool>>,
 ) -> Result<Option<SupervisorRef>, StartError> {
-    let init = Init {
+    Ok(shell::spawn(init(source, path, abort), parent)
+        .await?
+        .map(|inner| SupervisorRef { inner }))
+}
+
+/// What the shell is given to start a static supervisor.
+fn init(
+    source: Source,
+    (path, named): (String, bool),
+    abort: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Init<Static> {
+    Init {
         path,
         named,
         make: Box::new(move || {
@@ -304,10 +315,13 @@ async fn spawn_abortable(
         children: |b: &Static| b.core.clone(),
         args: None,
         abort,
-    };
-    Ok(shell::spawn(init, parent)
-        .await?
-        .map(|inner| SupervisorRef { inner }))
+    }
+}
+
+/// The shell's start-up arguments for `spec`, unnamed and top-level (for tests of the shell).
+#[cfg(test)]
+pub(crate) fn test_init(spec: SupervisorSpec) -> Init<Static> {
+    init(Source::Spec(spec), ("/test".into(), false), None)
 }
 
 /// Starts a child supervisor of `parent` named `id` in paths.
