@@ -8,6 +8,8 @@
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-shutdown
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile canopy-one-for-all
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-round
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile canopy-start-child
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-start-child
 //! ```
 //!
 //! `--no-default-features` builds ractor as canopy alone does (ractor-supervisor's default features
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use canopy::ractor::ActorRef;
 use canopy::{
     ChildSpec, DynamicRef, DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy, Supervisor,
-    SupervisorSpec,
+    SupervisorRef, SupervisorSpec,
 };
 use canopy_compare::raw_side::{self, Mode, ParentArgs, ParentMsg, Stop};
 use canopy_compare::worker::{kill_first, WArgs, Worker};
@@ -46,6 +48,9 @@ struct Cli {
     /// Rounds (kills of the first child) measured.
     #[arg(long, default_value_t = 200)]
     rounds: usize,
+    /// Sequential `start_child` calls (or spawn requests to the raw parent) measured.
+    #[arg(long, default_value_t = 300)]
+    calls: usize,
     /// Runtime workers: 1 is tokio's current-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
@@ -63,6 +68,11 @@ enum What {
     CanopyRestForOne,
     /// The raw parent's round: the others stopped in reverse order, then all spawned again.
     RawRound,
+    /// `--calls` static `start_child` calls into a one_for_one supervisor; the specs (and their
+    /// id strings) are built before the measured phase.
+    CanopyStartChild,
+    /// `--calls` spawn requests to the raw parent that spawns on request.
+    RawStartChild,
 }
 
 #[inline(never)]
@@ -91,6 +101,41 @@ where
     Ok(t0.elapsed())
 }
 
+#[inline(never)]
+fn measured_canopy_start_child(
+    rt: &Runtime,
+    sup: &SupervisorRef,
+    specs: Vec<ChildSpec>,
+) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    rt.block_on(async {
+        for spec in specs {
+            sup.start_child(spec).await.map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(t0.elapsed())
+}
+
+#[inline(never)]
+fn measured_raw_start_child(
+    rt: &Runtime,
+    parent: &ActorRef<ParentMsg>,
+    calls: usize,
+) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    rt.block_on(async {
+        for _ in 0..calls {
+            parent
+                .call(|r| ParentMsg::Spawn(WArgs::default(), r), None)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(t0.elapsed())
+}
+
 fn runtime(workers: u16) -> std::io::Result<Runtime> {
     if workers == 1 {
         tokio::runtime::Builder::new_current_thread()
@@ -112,7 +157,44 @@ fn run(cli: &Cli) -> Result<String, String> {
     let rt = runtime(cli.workers).map_err(|e| e.to_string())?;
     let n = cli.children.max(1);
     let k = cli.round_children.max(1);
+    let calls = cli.calls.max(1);
     match cli.what {
+        What::CanopyStartChild => {
+            let sup = rt
+                .block_on(Supervisor::start(
+                    SupervisorSpec::new(Strategy::OneForOne)
+                        .restart_intensity(u32::MAX / 2, Duration::from_secs(3600)),
+                ))
+                .map_err(|e| e.to_string())?;
+            let specs = (0..calls)
+                .map(|i| {
+                    ChildSpec::actor(format!("w{i}"), Worker, WArgs::default())
+                        .shutdown(Shutdown::Timeout(Duration::from_secs(5)))
+                })
+                .collect();
+            let took = measured_canopy_start_child(&rt, &sup, specs)?;
+            rt.block_on(sup.shutdown());
+            Ok(format!(
+                "canopy start_child: {:.2} µs per call",
+                per(took, calls)
+            ))
+        }
+        What::RawStartChild => {
+            let parent = rt.block_on(raw_side::parent(ParentArgs {
+                n: 0,
+                mode: Mode::Keep,
+                stop: Stop::Ordered(Policy::Timeout),
+                notify: None,
+            }))?;
+            let took = measured_raw_start_child(&rt, &parent, calls)?;
+            rt.block_on(async {
+                let _ = parent.stop_and_wait(None, None).await;
+            });
+            Ok(format!(
+                "raw start_child: {:.2} µs per call",
+                per(took, calls)
+            ))
+        }
         What::CanopyShutdown => {
             let sup = rt.block_on(async {
                 let template = DynamicSpec::actor(Worker).restart(Restart::Temporary);
