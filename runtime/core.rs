@@ -40,9 +40,10 @@
 //! assert!(matches!(cmd, Some(Command::Start { .. })));
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::fmt::{self, Debug};
 use std::hash::Hash;
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -590,8 +591,12 @@ struct PendingRetry {
 
 impl<P> Child<P> {
     fn new(spec: ChildSpec) -> Self {
+        Self::shared(Arc::new(spec))
+    }
+
+    fn shared(spec: Arc<ChildSpec>) -> Self {
         Child {
-            spec: Arc::new(spec),
+            spec,
             state: State::Stopped,
             started_at: None,
             past: History::NONE,
@@ -658,6 +663,69 @@ enum Step {
     Start(usize),
 }
 
+/// An operation's steps still to come: the children at the positions of `stop` stopped from the
+/// last to the first, then those of `start` started from the first to the last. Every operation
+/// has this shape (start-up starts the whole list, a shutdown stops it, a one_for_all or
+/// rest_for_one round stops a tail of it and starts that tail again, an API call or a one_for_one
+/// restart touches one child), so two ranges hold it: nothing is allocated per operation, and a
+/// round of any size is built in O(1).
+#[derive(Debug, Clone)]
+struct Steps {
+    stop: Range<usize>,
+    start: Range<usize>,
+}
+
+impl Steps {
+    fn start(idx: usize) -> Self {
+        Steps {
+            stop: 0..0,
+            start: idx..idx + 1,
+        }
+    }
+
+    fn start_all(len: usize) -> Self {
+        Steps {
+            stop: 0..0,
+            start: 0..len,
+        }
+    }
+
+    fn stop(idx: usize) -> Self {
+        Steps {
+            stop: idx..idx + 1,
+            start: 0..0,
+        }
+    }
+
+    /// Every child from `from` on stopped in reverse start order.
+    fn stop_from(from: usize, len: usize) -> Self {
+        Steps {
+            stop: from..len,
+            start: 0..0,
+        }
+    }
+
+    /// Every child from `from` on stopped in reverse start order, then started in start order.
+    fn cycle(from: usize, len: usize) -> Self {
+        Steps {
+            stop: from..len,
+            start: from..len,
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<Step> {
+        match self.stop.next_back() {
+            Some(idx) => Some(Step::Terminate(idx)),
+            None => self.start.next().map(Step::Start),
+        }
+    }
+
+    /// The positions still to be started.
+    fn starts(&self) -> &Range<usize> {
+        &self.start
+    }
+}
+
 #[derive(Debug)]
 enum OpKind {
     Init,
@@ -678,7 +746,7 @@ enum OpKind {
 #[derive(Debug)]
 struct Op {
     kind: OpKind,
-    steps: VecDeque<Step>,
+    steps: Steps,
     current: Option<Step>,
 }
 
@@ -718,10 +786,14 @@ pub struct Core<P> {
 /// Where each child is in the list, by id. The table holds positions only; an entry's id is read
 /// from the child it points at, so the index costs a child a position and a control byte (about
 /// 12 bytes at the table's load), not a second pointer to the spec beside it as well (22).
+///
+/// Hashed with foldhash, seeded at random per index as std's `RandomState` is: an id may come from
+/// outside the program, so the seed stays secret, but SipHash cost about 150 instructions per id,
+/// paid on every `start_child` and again for every entry when the table grows.
 #[derive(Debug, Default)]
 struct IdIndex {
     table: hashbrown::HashTable<usize>,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl IdIndex {
@@ -731,8 +803,13 @@ impl IdIndex {
 
     /// The position recorded for `id` (it may be a tombstone's).
     fn get<P>(&self, id: &str, children: &[Child<P>]) -> Option<usize> {
+        self.get_hashed(self.hash(id), id, children)
+    }
+
+    /// [`get`](Self::get) with `id`'s hash already worked out.
+    fn get_hashed<P>(&self, hash: u64, id: &str, children: &[Child<P>]) -> Option<usize> {
         self.table
-            .find(self.hash(id), |&i| children[i].spec.id == id)
+            .find(hash, |&i| children[i].spec.id == id)
             .copied()
     }
 
@@ -741,15 +818,24 @@ impl IdIndex {
     fn insert<P>(&mut self, idx: usize, children: &[Child<P>]) {
         let id = children[idx].spec.id.as_str();
         let hash = self.hash(id);
-        match self.table.find_mut(hash, |&i| children[i].spec.id == id) {
-            Some(slot) => *slot = idx,
-            None => {
-                let hasher = &self.hasher;
-                self.table.insert_unique(hash, idx, |&i| {
-                    std::hash::BuildHasher::hash_one(hasher, children[i].spec.id.as_str())
-                });
+        let replaces = self.get_hashed(hash, id, children).is_some();
+        self.insert_hashed(hash, idx, replaces, children);
+    }
+
+    /// Records `idx`, whose id hashes to `hash`: in the slot of a removed child with the same id
+    /// if `replaces` (the caller has just looked the id up), or as a new entry.
+    fn insert_hashed<P>(&mut self, hash: u64, idx: usize, replaces: bool, children: &[Child<P>]) {
+        let id = children[idx].spec.id.as_str();
+        if replaces {
+            if let Some(slot) = self.table.find_mut(hash, |&i| children[i].spec.id == id) {
+                *slot = idx;
+                return;
             }
         }
+        let hasher = &self.hasher;
+        self.table.insert_unique(hash, idx, |&i| {
+            std::hash::BuildHasher::hash_one(hasher, children[i].spec.id.as_str())
+        });
     }
 
     /// Every child of `children` at its position, from scratch.
@@ -827,7 +913,7 @@ impl<P: Pid> Core<P> {
 
     /// Start-up (docs/semantics.md, "Start-up"): start every child one at a time, in list order.
     pub fn init(&mut self) -> Command<P> {
-        let steps = (0..self.children.len()).map(Step::Start).collect();
+        let steps = Steps::start_all(self.children.len());
         self.begin(OpKind::Init, steps)
     }
 
@@ -939,23 +1025,37 @@ impl<P: Pid> Core<P> {
 
     /// Adds a child as the last-started one and starts it.
     pub fn start_child(&mut self, spec: ChildSpec) -> Command<P> {
+        self.start_child_shared(Arc::new(spec))
+    }
+
+    /// [`start_child`](Self::start_child) of a spec already shared: the supervisor's caller wraps
+    /// it, so that the request carries a pointer instead of the whole spec through every move of
+    /// the message, and the core keeps that very allocation.
+    pub(crate) fn start_child_shared(&mut self, spec: Arc<ChildSpec>) -> Command<P> {
         if let Err(e) = check_child_spec(&spec, self.auto_shutdown) {
             return reply(Err(ChildError::Spec(e)));
         }
-        if let Some(idx) = self.find(&spec.id) {
-            return reply(Err(match &self.children[idx].state {
-                State::Running(pid) => ChildError::AlreadyStarted {
-                    id: spec.id,
-                    pid: pid.clone(),
-                },
-                _ => ChildError::AlreadyPresent(spec.id),
-            }));
+        // The id is hashed once, for the check and the insert both.
+        let hash = self.ids.hash(&spec.id);
+        let known = self.ids.get_hashed(hash, &spec.id, &self.children);
+        if let Some(idx) = known {
+            match &self.children[idx].state {
+                State::Running(pid) => {
+                    return reply(Err(ChildError::AlreadyStarted {
+                        id: spec.id.clone(),
+                        pid: pid.clone(),
+                    }))
+                }
+                State::Removed => {}
+                _ => return reply(Err(ChildError::AlreadyPresent(spec.id.clone()))),
+            }
         }
         let idx = self.children.len();
-        let child = Child::new(spec);
+        let child = Child::shared(spec);
         self.children.push(child);
-        self.ids.insert(idx, &self.children);
-        self.begin(OpKind::ApiStart(idx), VecDeque::from([Step::Start(idx)]))
+        self.ids
+            .insert_hashed(hash, idx, known.is_some(), &self.children);
+        self.begin(OpKind::ApiStart(idx), Steps::start(idx))
     }
 
     /// Stops a child by its policy and keeps its spec (a temporary child's spec is dropped). A child
@@ -966,9 +1066,7 @@ impl<P: Pid> Core<P> {
         };
         let child = &mut self.children[idx];
         match child.state {
-            State::Running(_) => {
-                self.begin(OpKind::ApiTerminate, VecDeque::from([Step::Terminate(idx)]))
-            }
+            State::Running(_) => self.begin(OpKind::ApiTerminate, Steps::stop(idx)),
             State::Restarting | State::Stopped => {
                 self.tombstones += usize::from(child.stop_or_remove());
                 self.sweep();
@@ -984,9 +1082,7 @@ impl<P: Pid> Core<P> {
             return reply(Err(ChildError::NotFound(id.to_string())));
         };
         match self.children[idx].state {
-            State::Stopped => {
-                self.begin(OpKind::ApiRestart(idx), VecDeque::from([Step::Start(idx)]))
-            }
+            State::Stopped => self.begin(OpKind::ApiRestart(idx), Steps::start(idx)),
             State::Running(_) => reply(Err(ChildError::Running(id.to_string()))),
             State::Restarting => reply(Err(ChildError::Restarting(id.to_string()))),
             State::Removed => reply(Err(ChildError::NotFound(id.to_string()))),
@@ -1173,11 +1269,10 @@ impl<P: Pid> Core<P> {
 
     /// Every child, most recently started first (OTP's order).
     pub fn which_children(&self) -> Vec<ChildInfo<P>> {
-        let starts = self.pending_starts();
         (0..self.children.len())
             .rev()
             .filter(|&idx| !matches!(self.children[idx].state, State::Removed))
-            .map(|idx| self.view_with(idx, &starts).to_info())
+            .map(|idx| self.view_at(idx).to_info())
             .collect()
     }
 
@@ -1230,43 +1325,28 @@ impl<P: Pid> Core<P> {
     /// assert_eq!(ids, ["a", "b"]);
     /// ```
     pub fn visit_children(&self, mut visit: impl FnMut(&ChildView<'_, P>)) {
-        let starts = self.pending_starts();
         for idx in 0..self.children.len() {
             if !matches!(self.children[idx].state, State::Removed) {
-                visit(&self.view_with(idx, &starts));
+                visit(&self.view_at(idx));
             }
         }
     }
 
     fn info_at(&self, idx: usize) -> ChildInfo<P> {
-        self.view_with(idx, &self.pending_starts()).to_info()
+        self.view_at(idx).to_info()
     }
 
-    /// Which positions the operation in progress has yet to start, or is starting. Worked out once
-    /// per read of the children, not once per child: a snapshot taken during a round of a large
-    /// supervisor would otherwise scan the round's steps for every child. No allocation when no
-    /// operation is in progress.
-    fn pending_starts(&self) -> Vec<bool> {
-        let mut starts = Vec::new();
-        if let Some(op) = &self.op {
-            for step in op.steps.iter().chain(op.current.iter()) {
-                if let Step::Start(i) = *step {
-                    if starts.len() <= i {
-                        starts.resize(i + 1, false);
-                    }
-                    starts[i] = true;
-                }
+    /// The child at `idx` as a reader sees it. Whether the operation in progress has yet to start
+    /// it, or is starting it, is read from the operation's two ranges, in O(1): a snapshot taken
+    /// during a round of a large supervisor does not scan the round for every child.
+    fn view_at(&self, idx: usize) -> ChildView<'_, P> {
+        let (starting, starting_now) = match &self.op {
+            Some(op) => {
+                let now = matches!(op.current, Some(Step::Start(i)) if i == idx);
+                (now || op.steps.starts().contains(&idx), now)
             }
-        }
-        starts
-    }
-
-    fn view_with(&self, idx: usize, starts: &[bool]) -> ChildView<'_, P> {
-        let starting = starts.get(idx).copied().unwrap_or(false);
-        let starting_now = self
-            .op
-            .as_ref()
-            .is_some_and(|op| matches!(op.current, Some(Step::Start(i)) if i == idx));
+            None => (false, false),
+        };
         self.children[idx].view(starting, starting_now)
     }
 
@@ -1438,7 +1518,7 @@ impl<P: Pid> Core<P> {
             self.children[idx].state = State::Stopped;
         }
         let steps = match self.strategy {
-            Strategy::OneForOne => VecDeque::from([Step::Start(idx)]),
+            Strategy::OneForOne => Steps::start(idx),
             Strategy::OneForAll => self.cycle_steps(0),
             Strategy::RestForOne => self.cycle_steps(idx),
         };
@@ -1447,17 +1527,12 @@ impl<P: Pid> Core<P> {
 
     /// Terminate the running children from `from` on in reverse start order (the one that failed is
     /// not running, so it is skipped), then start every remaining child from `from` on in start order.
-    fn cycle_steps(&self, from: usize) -> VecDeque<Step> {
-        let mut steps = self.terminate_steps(from);
-        steps.extend((from..self.children.len()).map(Step::Start));
-        steps
+    fn cycle_steps(&self, from: usize) -> Steps {
+        Steps::cycle(from, self.children.len())
     }
 
-    fn terminate_steps(&self, from: usize) -> VecDeque<Step> {
-        (from..self.children.len())
-            .rev()
-            .map(Step::Terminate)
-            .collect()
+    fn terminate_steps(&self, from: usize) -> Steps {
+        Steps::stop_from(from, self.children.len())
     }
 
     fn start_failed(&mut self, idx: usize, failure: StartFailure<P>) -> Command<P> {
@@ -1513,7 +1588,7 @@ impl<P: Pid> Core<P> {
     // ---------------------------------------------------------------------------------------------
     // Driving an operation
 
-    fn begin(&mut self, kind: OpKind, steps: VecDeque<Step>) -> Command<P> {
+    fn begin(&mut self, kind: OpKind, steps: Steps) -> Command<P> {
         debug_assert!(self.op.is_none(), "one operation at a time");
         self.op = Some(Op {
             kind,

@@ -116,7 +116,7 @@ impl fmt::Display for RetryKey {
 /// A child management call that may start an operation.
 pub(crate) enum Api {
     /// Static: add and start this child.
-    StartSpec(ChildSpec),
+    StartSpec(Arc<ChildSpec>),
     /// Dynamic: start a child with these arguments (boxed, since the message type is shared).
     StartArgs(Box<dyn Any + Send>),
     /// Static: stop a child by id.

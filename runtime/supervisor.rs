@@ -200,7 +200,7 @@ impl Behaviour for Static {
     fn api(&self, call: Api) -> Cmd<Self::Job> {
         let mut core = self.core.lock();
         match call {
-            Api::StartSpec(spec) => cmd(core.start_child(spec)),
+            Api::StartSpec(spec) => cmd(core.start_child_shared(spec)),
             Api::TerminateId(id) => cmd(core.terminate_child(&id)),
             Api::RestartId(id) => cmd(core.restart_child(&id)),
             Api::StartArgs(_) | Api::TerminateCell(_) => reply(Err(ChildError::NotFound(
@@ -542,7 +542,9 @@ impl SupervisorRef {
     /// # Ok(()) }
     /// ```
     pub async fn start_child(&self, spec: ChildSpec) -> Result<StartedChild, ChildError> {
-        self.inner.call_started(Api::StartSpec(spec)).await
+        self.inner
+            .call_started(Api::StartSpec(Arc::new(spec)))
+            .await
     }
 
     /// Stops a child by its policy; its spec stays (a temporary child's is dropped). Calling it on a

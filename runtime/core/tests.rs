@@ -1155,6 +1155,30 @@ fn start_child_with_a_taken_id_is_already_started_or_already_present() {
 }
 
 #[test]
+fn an_id_deleted_and_added_again_leads_to_the_new_child() {
+    // One removed child of four is not swept: the index still holds the tombstone's position
+    // under "a" when "a" is added again, and must now lead to the new child.
+    let mut sh = Shell::boot(sup(
+        Strategy::OneForOne,
+        [permanent("a"), permanent("b"), permanent("c")],
+    ));
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    sh.core.delete_child("a").unwrap();
+    let new = sh.start_child(permanent("a")).unwrap().unwrap();
+    assert_eq!(sh.pid("a"), new);
+    assert_eq!(
+        sh.start_child(permanent("a")),
+        Err(ChildError::AlreadyStarted {
+            id: "a".into(),
+            pid: new
+        })
+    );
+    assert_eq!(sh.terminate_child("a"), Ok(None));
+    assert_eq!(sh.status("a"), STOPPED);
+    assert_eq!(sh.ids(), ["a", "c", "b"]);
+}
+
+#[test]
 fn start_child_whose_start_clashes_is_already_started_and_nothing_is_kept() {
     let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
     sh.script_start("n", [Started::Clash(77)]);
