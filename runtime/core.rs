@@ -40,7 +40,7 @@
 //! assert!(matches!(cmd, Some(Command::Start { .. })));
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::{self, Debug};
 use std::hash::Hash;
 use std::ops::Range;
