@@ -292,7 +292,43 @@ enum Seg {
     /// `**`: any number of segments.
     Any,
     /// A segment, its `*` matching any characters within it.
-    Glob(String),
+    Glob(Glob),
+}
+
+/// One segment's glob, split at its `*`s once, when the pattern is parsed: a monkey matches every
+/// pattern against every child at every step, so the matching itself allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Glob {
+    /// The text between the `*`s: one piece for a segment without `*`.
+    pieces: Vec<String>,
+}
+
+impl Glob {
+    fn new(seg: &str) -> Glob {
+        Glob {
+            pieces: seg.split('*').map(str::to_string).collect(),
+        }
+    }
+
+    /// `*` matches any characters (none included) within one segment.
+    fn matches(&self, text: &str) -> bool {
+        let Some((first, after)) = self.pieces.split_first() else {
+            return text.is_empty();
+        };
+        let Some(mut rest) = text.strip_prefix(first.as_str()) else {
+            return false;
+        };
+        let Some((last, middle)) = after.split_last() else {
+            return rest.is_empty();
+        };
+        for piece in middle {
+            match rest.find(piece.as_str()) {
+                Some(at) => rest = &rest[at + piece.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last.as_str())
+    }
 }
 
 /// A parsed path pattern; see the [module docs](self#patterns).
@@ -323,19 +359,27 @@ impl Pattern {
             } else if seg.contains("**") {
                 return Err(bad("`**` must be a whole segment"));
             } else {
-                segs.push(Seg::Glob(seg.to_string()));
+                segs.push(Seg::Glob(Glob::new(seg)));
             }
         }
         Ok(Pattern { segs })
     }
 
+    #[cfg(test)]
     fn matches(&self, path: &str) -> bool {
-        let Some(rest) = path.strip_prefix('/') else {
-            return false;
-        };
-        let parts: Vec<&str> = rest.split('/').collect();
-        match_segs(&self.segs, &parts)
+        path_parts(path).is_some_and(|parts| self.matches_parts(&parts))
     }
+
+    /// Whether the path split by [`path_parts`] matches.
+    fn matches_parts(&self, parts: &[&str]) -> bool {
+        match_segs(&self.segs, parts)
+    }
+}
+
+/// The segments of an absolute path, split once for every pattern it is matched against; `None`
+/// if it does not start with `/`.
+fn path_parts(path: &str) -> Option<Vec<&str>> {
+    Some(path.strip_prefix('/')?.split('/').collect())
 }
 
 fn match_segs(segs: &[Seg], parts: &[&str]) -> bool {
@@ -343,30 +387,10 @@ fn match_segs(segs: &[Seg], parts: &[&str]) -> bool {
         None => parts.is_empty(),
         Some((Seg::Any, rest)) => (0..=parts.len()).any(|skip| match_segs(rest, &parts[skip..])),
         Some((Seg::Glob(g), rest)) => match parts.split_first() {
-            Some((part, more)) => glob(g, part) && match_segs(rest, more),
+            Some((part, more)) => g.matches(part) && match_segs(rest, more),
             None => false,
         },
     }
-}
-
-/// `*` matches any characters (none included) within one segment.
-fn glob(pattern: &str, text: &str) -> bool {
-    let mut pieces = pattern.split('*');
-    let first = pieces.next().unwrap_or("");
-    let Some(mut rest) = text.strip_prefix(first) else {
-        return false;
-    };
-    let pieces: Vec<&str> = pieces.collect();
-    let Some((last, middle)) = pieces.split_last() else {
-        return rest.is_empty();
-    };
-    for piece in middle {
-        match rest.find(piece) {
-            Some(at) => rest = &rest[at + piece.len()..],
-            None => return false,
-        }
-    }
-    rest.len() >= last.len() && rest.ends_with(last)
 }
 
 /// Builds a [`Monkey`]; every setting is checked by [`build`](Self::build).
@@ -944,8 +968,11 @@ impl Monkey {
                     continue;
                 }
             }
-            if !self.targets.iter().any(|p| p.matches(&path))
-                || self.protected.iter().any(|p| p.matches(&path))
+            let Some(parts) = path_parts(&path) else {
+                continue;
+            };
+            if !self.targets.iter().any(|p| p.matches_parts(&parts))
+                || self.protected.iter().any(|p| p.matches_parts(&parts))
             {
                 continue;
             }
