@@ -279,20 +279,23 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
     Ok(())
 }
 
-/// A chaos storm: canopy's chaos monkey (seeded, in dry run, each child once) picks `kills`
-/// children of a one_for_one tree of `n` workers; they are then killed back to back, the way the
-/// monkey's kill mode does (ractor's `kill`); the time from the first kill until every
-/// replacement is up. The picking is left out of the time, so that the figure is the tree's
-/// recovery, as raw ractor's storm by hand is.
+/// The victims of `storms` storms, each `kills` of `n` children, picked by canopy's chaos monkey
+/// (seeded, dry run, each child once per storm) on a tree of `n` built for the purpose and shut
+/// down before any storm. Picking costs tens of milliseconds of the monkey walking the tree and
+/// matching paths; made just before each storm, that churn of the allocator and the caches made
+/// the storm after it 1.3-2x slower than on a quiet heap, a cost the raw side's picks do not have.
 #[cfg(feature = "chaos")]
-pub async fn chaos_storm(n: usize, kills: usize, round: usize) -> Result<f64, String> {
+pub async fn storm_victims(
+    n: usize,
+    kills: usize,
+    storms: usize,
+) -> Result<Vec<Vec<usize>>, String> {
     use canopy::chaos::{Mode, Monkey, Outcome};
-    use std::collections::HashSet;
-    let name = format!("storm-{round}");
+    let name = "storm-picks";
     let (tx, mut rx) = mpsc::unbounded_channel();
     let sup = Supervisor::start(
         spec(Strategy::OneForOne)
-            .name(name.clone())
+            .name(name)
             .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout))),
     )
     .await
@@ -300,36 +303,64 @@ pub async fn chaos_storm(n: usize, kills: usize, round: usize) -> Result<f64, St
     let mut cells = vec![None; n];
     crate::worker::wait_up(&mut rx, &mut cells).await?;
     let target = format!("/{name}/*");
-    let mut hit: Vec<String> = Vec::with_capacity(kills);
-    let mut victims = Vec::with_capacity(kills);
-    for k in 0..kills {
-        let mut builder = Monkey::builder()
-            .seed(2026 + (round * kills + k) as u64)
-            .target(&target)
-            .mode(Mode::Kill)
-            .dry_run(true);
-        for path in &hit {
-            builder = builder.protect(path);
+    let mut all = Vec::with_capacity(storms);
+    for round in 0..storms {
+        let mut hit: Vec<String> = Vec::with_capacity(kills);
+        let mut victims = Vec::with_capacity(kills);
+        for k in 0..kills {
+            let mut builder = Monkey::builder()
+                .seed(2026 + (round * kills + k) as u64)
+                .target(&target)
+                .mode(Mode::Kill)
+                .dry_run(true);
+            for path in &hit {
+                builder = builder.protect(path);
+            }
+            let action = builder.build().map_err(|e| e.to_string())?.step();
+            if action.outcome != Outcome::DryRun {
+                return Err(format!("chaos step {k}: {:?}", action.outcome));
+            }
+            let path = action.path.ok_or("a pick without a target")?;
+            let idx: usize = path
+                .rsplit('/')
+                .next()
+                .and_then(|id| id.strip_prefix('w'))
+                .and_then(|i| i.parse().ok())
+                .ok_or_else(|| format!("unexpected target {path}"))?;
+            victims.push(idx);
+            hit.push(path);
         }
-        let action = builder.build().map_err(|e| e.to_string())?.step();
-        if action.outcome != Outcome::DryRun {
-            return Err(format!("chaos step {k}: {:?}", action.outcome));
-        }
-        let path = action.path.ok_or("a pick without a target")?;
-        let idx: usize = path
-            .rsplit('/')
-            .next()
-            .and_then(|id| id.strip_prefix('w'))
-            .and_then(|i| i.parse().ok())
-            .ok_or_else(|| format!("unexpected target {path}"))?;
-        victims.push(idx);
-        hit.push(path);
+        all.push(victims);
     }
+    sup.shutdown().await;
+    Ok(all)
+}
+
+/// One storm: a one_for_one tree of `n` started, `victims` (from [`storm_victims`]) killed back
+/// to back; the time from the first kill until every replacement is up.
+pub async fn chaos_storm(n: usize, victims: &[usize], round: usize) -> Result<f64, String> {
+    let name = format!("storm-{round}");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::start(
+        spec(Strategy::OneForOne)
+            .name(name)
+            .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout))),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut cells = vec![None; n];
+    crate::worker::wait_up(&mut rx, &mut cells).await?;
+    // Both sides start the clock with their children equally warm (see `ping_all`).
+    crate::worker::ping_all(&cells).await?;
     let t0 = Instant::now();
-    for &i in &victims {
-        cells[i].as_ref().ok_or("a child is not up")?.kill();
+    for &i in victims {
+        cells
+            .get(i)
+            .and_then(Option::as_ref)
+            .ok_or("a child is not up")?
+            .kill();
     }
-    let mut pending: HashSet<usize> = victims.into_iter().collect();
+    let mut pending: std::collections::HashSet<usize> = victims.iter().copied().collect();
     let mut latest = t0;
     while !pending.is_empty() {
         let up = tokio::time::timeout(crate::STUCK, rx.recv())

@@ -492,9 +492,13 @@ async fn body(name: String, side: Side, z: Sizes) -> Result<Vec<Metric>, String>
         }
         ("chaos_storm", _) => {
             let mut samples = Vec::with_capacity(z.storms);
+            let picks = match side {
+                C => canopy_storm_victims(z.storms).await?,
+                _ => Vec::new(),
+            };
             for round in 0..z.storms {
                 samples.push(match side {
-                    C => canopy_storm(round).await?,
+                    C => canopy_storm(picks.get(round).ok_or("no victims picked")?, round).await?,
                     _ => raw_side::chaos_storm(STORM.0, STORM.1, round).await?,
                 });
             }
@@ -568,12 +572,22 @@ async fn rsup(n: &str, _: Sizes) -> Result<Vec<Metric>, String> {
 }
 
 #[cfg(feature = "chaos")]
-async fn canopy_storm(round: usize) -> Result<f64, String> {
-    canopy_side::chaos_storm(STORM.0, STORM.1, round).await
+async fn canopy_storm_victims(storms: usize) -> Result<Vec<Vec<usize>>, String> {
+    canopy_side::storm_victims(STORM.0, STORM.1, storms).await
+}
+
+#[cfg(feature = "chaos")]
+async fn canopy_storm(victims: &[usize], round: usize) -> Result<f64, String> {
+    canopy_side::chaos_storm(STORM.0, victims, round).await
 }
 
 #[cfg(not(feature = "chaos"))]
-async fn canopy_storm(_: usize) -> Result<f64, String> {
+async fn canopy_storm_victims(_: usize) -> Result<Vec<Vec<usize>>, String> {
+    Err("built without the chaos feature (cargo run -p canopy-compare --features chaos)".into())
+}
+
+#[cfg(not(feature = "chaos"))]
+async fn canopy_storm(_: &[usize], _: usize) -> Result<f64, String> {
     Err("built without the chaos feature (cargo run -p canopy-compare --features chaos)".into())
 }
 

@@ -374,6 +374,8 @@ pub async fn chaos_storm(n: usize, kills: usize, round: usize) -> Result<f64, St
     let mut cells: Vec<Option<ActorCell>> = vec![None; n];
     crate::worker::wait_up(&mut rx, &mut cells).await?;
     let victims = crate::seeded_pick(n, kills, 2026 + round as u64);
+    // Both sides start the clock with their children equally warm (see `ping_all`).
+    crate::worker::ping_all(&cells).await?;
     let t0 = Instant::now();
     for &i in &victims {
         cells[i].as_ref().ok_or("a child is not up")?.kill();

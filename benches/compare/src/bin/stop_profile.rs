@@ -19,15 +19,16 @@
 //! untimed. The child and the raw parent are the harness's own ([`canopy_compare::worker`],
 //! [`canopy_compare::raw_side`]). Run without valgrind, it prints the wall time of the phase.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use canopy::ractor::ActorRef;
+use canopy::ractor::{ActorCell, ActorRef};
 use canopy::{
     ChildSpec, DynamicRef, DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy, Supervisor,
     SupervisorRef, SupervisorSpec,
 };
 use canopy_compare::raw_side::{self, Mode, ParentArgs, ParentMsg, Stop};
-use canopy_compare::worker::{kill_first, WArgs, Worker};
+use canopy_compare::worker::{kill_first, ping_all, wait_up, Up, WArgs, Worker};
 use canopy_compare::Policy;
 use clap::{Parser, ValueEnum};
 use tokio::runtime::Runtime;
@@ -51,6 +52,12 @@ struct Cli {
     /// Sequential `start_child` calls (or spawn requests to the raw parent) measured.
     #[arg(long, default_value_t = 300)]
     calls: usize,
+    /// Children of the storm's tree.
+    #[arg(long, default_value_t = 100)]
+    storm_children: usize,
+    /// Children killed in one storm.
+    #[arg(long, default_value_t = 30)]
+    storm_kills: usize,
     /// Runtime workers: 1 is tokio's current-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
@@ -73,6 +80,11 @@ enum What {
     CanopyStartChild,
     /// `--calls` spawn requests to the raw parent that spawns on request.
     RawStartChild,
+    /// `--rounds` chaos storms: `--storm-kills` of the `--storm-children` children of a
+    /// one_for_one supervisor killed back to back, until every replacement is up.
+    CanopyStorm,
+    /// The same storms on the raw parent, which re-spawns the child that exited.
+    RawStorm,
 }
 
 #[inline(never)]
@@ -134,6 +146,51 @@ fn measured_raw_start_child(
         Ok::<_, String>(())
     })?;
     Ok(t0.elapsed())
+}
+
+/// One storm: the victims killed back to back, until each has reported its replacement up.
+#[inline(never)]
+fn measured_storm(
+    rt: &Runtime,
+    rx: &mut mpsc::UnboundedReceiver<Up>,
+    cells: &mut [Option<ActorCell>],
+    victims: &[usize],
+) -> Result<Duration, String> {
+    let t0 = Instant::now();
+    rt.block_on(async {
+        for &i in victims {
+            cells[i].as_ref().ok_or("a child is not up")?.kill();
+        }
+        let mut pending: HashSet<usize> = victims.iter().copied().collect();
+        while !pending.is_empty() {
+            let up = rx.recv().await.ok_or("every notifier dropped")?;
+            if pending.remove(&up.idx) {
+                cells[up.idx] = Some(up.cell);
+            }
+        }
+        Ok::<_, String>(())
+    })?;
+    Ok(t0.elapsed())
+}
+
+/// `rounds` storms on a tree whose children report to `rx`, each started with every child
+/// answering an ask (as the harness's storm does), victims picked as the harness's raw side does.
+fn storms(
+    rt: &Runtime,
+    rx: &mut mpsc::UnboundedReceiver<Up>,
+    n: usize,
+    kills: usize,
+    rounds: usize,
+) -> Result<Duration, String> {
+    let mut cells = vec![None; n];
+    rt.block_on(wait_up(rx, &mut cells))?;
+    let mut took = Duration::ZERO;
+    for round in 0..rounds {
+        rt.block_on(ping_all(&cells))?;
+        let victims = canopy_compare::seeded_pick(n, kills, 2026 + round as u64);
+        took += measured_storm(rt, rx, &mut cells, &victims)?;
+    }
+    Ok(took)
 }
 
 fn runtime(workers: u16) -> std::io::Result<Runtime> {
@@ -290,6 +347,43 @@ fn run(cli: &Cli) -> Result<String, String> {
             });
             Ok(format!(
                 "raw round of {k}: {:.2} µs per round",
+                per(took, cli.rounds)
+            ))
+        }
+        What::CanopyStorm => {
+            let n = cli.storm_children.max(1);
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let spec = SupervisorSpec::new(Strategy::OneForOne)
+                .restart_intensity(u32::MAX / 2, Duration::from_secs(3600))
+                .children((0..n).map(|i| {
+                    ChildSpec::actor(format!("w{i}"), Worker, WArgs::new(i, Some(tx.clone())))
+                        .shutdown(Shutdown::Timeout(Duration::from_secs(5)))
+                }));
+            let sup = rt
+                .block_on(Supervisor::start(spec))
+                .map_err(|e| e.to_string())?;
+            let took = storms(&rt, &mut rx, n, cli.storm_kills, cli.rounds)?;
+            rt.block_on(sup.shutdown());
+            Ok(format!(
+                "canopy storm: {:.2} µs per storm",
+                per(took, cli.rounds)
+            ))
+        }
+        What::RawStorm => {
+            let n = cli.storm_children.max(1);
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let parent = rt.block_on(raw_side::parent(ParentArgs {
+                n,
+                mode: Mode::One,
+                stop: Stop::Ordered(Policy::Timeout),
+                notify: Some(tx),
+            }))?;
+            let took = storms(&rt, &mut rx, n, cli.storm_kills, cli.rounds)?;
+            rt.block_on(async {
+                let _ = parent.stop_and_wait(None, None).await;
+            });
+            Ok(format!(
+                "raw storm: {:.2} µs per storm",
                 per(took, cli.rounds)
             ))
         }
