@@ -10,6 +10,8 @@
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-round
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile canopy-start-child
 //! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-start-child
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile canopy-ordered --children 1000
+//! valgrind --tool=callgrind --toggle-collect='*measured_*' target/release/stop_profile raw-ordered --children 1000
 //! ```
 //!
 //! `--no-default-features` builds ractor as canopy alone does (ractor-supervisor's default features
@@ -40,7 +42,7 @@ struct Cli {
     /// What to measure.
     #[arg(value_enum)]
     what: What,
-    /// Children of the parallel shutdown.
+    /// Children of the parallel or ordered shutdown.
     #[arg(long, default_value_t = 5_000)]
     children: usize,
     /// Children of the restart round.
@@ -85,6 +87,19 @@ enum What {
     CanopyStorm,
     /// The same storms on the raw parent, which re-spawns the child that exited.
     RawStorm,
+    /// `Supervisor::shutdown` of a static one_for_one supervisor of `--children` children, each
+    /// `Shutdown::Timeout(5 s)`: the ordered shutdown, one child at a time in reverse order.
+    CanopyOrdered,
+    /// The raw parent holding as many children stops them one at a time in reverse order
+    /// (`stop_and_wait` with a 5 s bound each).
+    RawOrdered,
+}
+
+#[inline(never)]
+fn measured_canopy_ordered(rt: &Runtime, sup: SupervisorRef) -> Duration {
+    let t0 = Instant::now();
+    rt.block_on(async move { sup.shutdown().await });
+    t0.elapsed()
 }
 
 #[inline(never)]
@@ -291,6 +306,33 @@ fn run(cli: &Cli) -> Result<String, String> {
             let took = measured_raw_shutdown(&rt, parent);
             Ok(format!(
                 "raw shutdown of {n}: {:.2} µs per child",
+                per(took, n)
+            ))
+        }
+        What::CanopyOrdered => {
+            let spec = SupervisorSpec::new(Strategy::OneForOne).children((0..n).map(|i| {
+                ChildSpec::actor(format!("w{i}"), Worker, WArgs::default())
+                    .shutdown(Shutdown::Timeout(Duration::from_secs(5)))
+            }));
+            let sup = rt
+                .block_on(Supervisor::start(spec))
+                .map_err(|e| e.to_string())?;
+            let took = measured_canopy_ordered(&rt, sup);
+            Ok(format!(
+                "canopy ordered shutdown of {n}: {:.2} µs per child",
+                per(took, n)
+            ))
+        }
+        What::RawOrdered => {
+            let parent = rt.block_on(raw_side::parent(ParentArgs {
+                n,
+                mode: Mode::Keep,
+                stop: Stop::Ordered(Policy::Timeout),
+                notify: None,
+            }))?;
+            let took = measured_raw_shutdown(&rt, parent);
+            Ok(format!(
+                "raw ordered shutdown of {n}: {:.2} µs per child",
                 per(took, n)
             ))
         }
