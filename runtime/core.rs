@@ -613,7 +613,19 @@ impl<P: Pid> Child<P> {
     /// `starting`: the operation in progress will start this child (a one_for_all or
     /// rest_for_one round that has stopped it and not started it again yet): it shows as
     /// restarting, not stopped, so that nobody takes it for stopped for good.
-    fn view(&self, starting: bool, starting_now: bool) -> ChildView<'_, P> {
+    ///
+    /// `shutdown_exit`: its exit in the supervisor's shutdown, if it was recorded outside its past
+    /// (see `Core::shutdown_exits`).
+    fn view<'a>(
+        &'a self,
+        starting: bool,
+        starting_now: bool,
+        shutdown_exit: Option<&'a ShutdownExit>,
+    ) -> ChildView<'a, P> {
+        let (last_exit, last_exit_at) = match (self.past.last_exit(), shutdown_exit) {
+            (None, Some((reason, at))) => (Some(reason), *at),
+            (last, _) => (last, self.past.last_exit_at()),
+        };
         ChildView {
             id: &self.spec.id,
             status: match &self.state {
@@ -625,7 +637,7 @@ impl<P: Pid> Child<P> {
             kind: self.spec.kind,
             restart: self.spec.restart,
             restarts: self.past.restarts(),
-            last_exit: self.past.last_exit(),
+            last_exit,
             next_attempt: self.past.next_attempt(),
             shutdown: self.spec.get_shutdown(),
             significant: self.spec.significant,
@@ -633,7 +645,7 @@ impl<P: Pid> Child<P> {
                 State::Running(_) => self.started_at,
                 _ => None,
             },
-            last_exit_at: self.past.last_exit_at(),
+            last_exit_at,
             starting: starting_now,
         }
     }
@@ -781,7 +793,16 @@ pub struct Core<P> {
     awaited: VecDeque<(P, AwaitedExit)>,
     /// The supervisor has begun to stop for good (see [`Core::is_exiting`]).
     exiting: bool,
+    /// How the children that the supervisor's shutdown stopped before they ever exited ended, by
+    /// position: one table for the whole shutdown (allocated at its first stop) rather than a
+    /// boxed past per child, which cost an allocation and a free per child, about 6 % of the
+    /// instructions of an ordered shutdown of 1,000 children. Read as the child's last exit while
+    /// its past has none. Empty unless the supervisor has shut down.
+    shutdown_exits: Vec<Option<ShutdownExit>>,
 }
+
+/// A child's exit in its supervisor's shutdown and when it was recorded.
+type ShutdownExit = (ExitReason, Option<Instant>);
 
 /// Where each child is in the list, by id. The table holds positions only; an entry's id is read
 /// from the child it points at, so the index costs a child a position and a control byte (about
@@ -896,6 +917,7 @@ impl<P: Pid> Core<P> {
             clock: None,
             generations: 0,
             awaited: VecDeque::new(),
+            shutdown_exits: Vec::new(),
             exiting: false,
         };
         core.ids.rebuild(&core.children);
@@ -1154,6 +1176,8 @@ impl<P: Pid> Core<P> {
         let Some(idx) = self.take_terminate() else {
             return Command::Done(Outcome::Idle { retry: None });
         };
+        let in_shutdown = matches!(self.op_kind(), Some(OpKind::Shutdown(_)));
+        let len = self.children.len();
         let child = &mut self.children[idx];
         if let State::Running(pid) = &child.state {
             self.pids.remove(pid);
@@ -1165,7 +1189,14 @@ impl<P: Pid> Core<P> {
                     reason: reason.clone(),
                 });
             }
-            child.past.record_exit(reason, self.clock);
+            if in_shutdown && child.past.get().is_none() {
+                if self.shutdown_exits.len() < len {
+                    self.shutdown_exits.resize_with(len, || None);
+                }
+                self.shutdown_exits[idx] = Some((reason, self.clock));
+            } else {
+                child.past.record_exit(reason, self.clock);
+            }
         }
         // A temporary child the supervisor stopped is gone for good (OTP's temporary_bystander).
         self.tombstones += usize::from(child.stop_or_remove());
@@ -1347,7 +1378,8 @@ impl<P: Pid> Core<P> {
             }
             None => (false, false),
         };
-        self.children[idx].view(starting, starting_now)
+        let shutdown_exit = self.shutdown_exits.get(idx).and_then(Option::as_ref);
+        self.children[idx].view(starting, starting_now, shutdown_exit)
     }
 
     /// OTP's `count_children`.
@@ -1677,6 +1709,14 @@ impl<P: Pid> Core<P> {
     fn sweep(&mut self) {
         if self.op.is_some() || self.tombstones == 0 || self.tombstones * 2 < self.children.len() {
             return;
+        }
+        if !self.shutdown_exits.is_empty() {
+            // Kept beside the children they belong to.
+            let mut kept = self
+                .children
+                .iter()
+                .map(|c| !matches!(c.state, State::Removed));
+            self.shutdown_exits.retain(|_| kept.next().unwrap_or(false));
         }
         self.children.retain(|c| !matches!(c.state, State::Removed));
         self.tombstones = 0;

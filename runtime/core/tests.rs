@@ -2549,3 +2549,56 @@ fn children_a_round_will_start_read_as_restarting_through_every_reader() {
         ]
     );
 }
+
+/// Each child the supervisor's shutdown stops shows how it ended, when, from the moment it is
+/// stopped, including children that never exited before (whose exits are kept beside the list,
+/// not in a past of their own) and after the sweep at the end of the shutdown moved them.
+#[test]
+fn a_shutdown_shows_every_stopped_childs_last_exit() {
+    let spec = sup(
+        Strategy::OneForOne,
+        [
+            temporary("t1"),
+            temporary("t2"),
+            permanent("a"),
+            permanent("b"),
+        ],
+    );
+    let mut core: Core<u64> = Core::new(&spec).unwrap();
+    let t0 = Instant::now();
+    core.tick(t0);
+    core.init();
+    for pid in 1..=4 {
+        core.started(Ok(Some(pid)));
+    }
+    let Command::Terminate { pid: 4, .. } = core.shutdown(ExitReason::Shutdown) else {
+        panic!("b is stopped first")
+    };
+    let Command::Terminate { pid: 3, .. } = core.terminated(Some(ExitReason::Killed)) else {
+        panic!("a is stopped next")
+    };
+    let b = core.which_child("b").unwrap();
+    assert_eq!(b.last_exit, Some(ExitReason::Killed));
+    assert_eq!(b.last_exit_at, Some(t0));
+    assert_eq!(core.which_child("a").unwrap().last_exit, None);
+    let Command::Terminate { pid: 2, .. } = core.terminated(Some(ExitReason::Shutdown)) else {
+        panic!("t2 is stopped next")
+    };
+    let Command::Terminate { pid: 1, .. } = core.terminated(Some(ExitReason::Normal)) else {
+        panic!("t1 is stopped last")
+    };
+    let Command::Done(Outcome::Exit(ExitReason::Shutdown)) =
+        core.terminated(Some(ExitReason::Normal))
+    else {
+        panic!("the supervisor exits")
+    };
+    let ids: Vec<String> = core.which_children().into_iter().map(|c| c.id).collect();
+    assert_eq!(ids, vec!["b", "a"], "the temporaries were swept");
+    let a = core.which_child("a").unwrap();
+    assert_eq!(a.last_exit, Some(ExitReason::Shutdown));
+    assert_eq!(a.last_exit_at, Some(t0));
+    assert_eq!(
+        core.which_child("b").unwrap().last_exit,
+        Some(ExitReason::Killed)
+    );
+}
