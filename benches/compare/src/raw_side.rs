@@ -17,15 +17,16 @@ pub enum Mode {
     Keep,
     /// Re-spawn the child that exited.
     One,
-    /// Stop every other child (reverse order, `stop_and_wait`), then re-spawn all in order.
+    /// Stop every other child (reverse order, each waited for within its 5 s grace and killed if
+    /// it overstays), then re-spawn all in order.
     All,
 }
 
 /// How the parent stops its children in `post_stop`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Stop {
-    /// One at a time in reverse start order, each waited for: `stop_and_wait`, or `kill_and_wait`
-    /// for [`Policy::Brutal`].
+    /// One at a time in reverse start order, each waited for: stopped within a 5 s grace (killed
+    /// if it overstays), or `kill_and_wait` for [`Policy::Brutal`].
     Ordered(Policy),
     /// Stop every child, then wait for all of them.
     Parallel,
@@ -140,7 +141,7 @@ impl Actor for Parent {
             Mode::All => {
                 for (i, child) in state.children.iter().enumerate().rev() {
                     if i != pos {
-                        let _ = child.stop_and_wait(None, None).await;
+                        stop_within_grace(child).await;
                     }
                 }
                 for i in 0..state.args.len() {
@@ -164,9 +165,7 @@ impl Actor for Parent {
             }
             Stop::Ordered(_) => {
                 for child in state.children.iter().rev() {
-                    let _ = child
-                        .stop_and_wait(None, Some(Duration::from_secs(5)))
-                        .await;
+                    stop_within_grace(child).await;
                 }
             }
             Stop::Parallel => {
@@ -177,6 +176,20 @@ impl Actor for Parent {
             }
         }
         Ok(())
+    }
+}
+
+/// Stops `child` and waits for it, killing it if it overstays a 5 s grace: what canopy does for a
+/// child whose shutdown is `Timeout(5 s)` (every child of the restart rounds and of the
+/// `_timeout` shutdowns), so that the raw parent gives the same guarantee a hand-written one
+/// would have to: a child that ignores its stop cannot hold the round or the shutdown forever.
+async fn stop_within_grace(child: &ActorCell) {
+    if child
+        .stop_and_wait(None, Some(Duration::from_secs(5)))
+        .await
+        .is_err()
+    {
+        let _ = child.kill_and_wait(None).await;
     }
 }
 
