@@ -3,14 +3,14 @@
 use std::time::{Duration, Instant};
 
 use canopy::app::App;
-use canopy::ractor::ActorRef;
+use canopy::ractor::{ActorCell, ActorRef};
 use canopy::{
     ChildSpec, DynamicRef, DynamicSpec, DynamicSupervisor, Restart, Shutdown, Strategy, Supervisor,
     SupervisorRef, SupervisorSpec,
 };
 use tokio::sync::{mpsc, oneshot};
 
-use crate::worker::{kill_first, WArgs, WMsg, Worker};
+use crate::worker::{kill_first, Up, WArgs, WMsg, Worker};
 use crate::{ns, per_child, Policy};
 
 /// A supervisor that never gives up within a run: the restart workloads kill thousands of times.
@@ -279,6 +279,32 @@ pub async fn serve_until_signal(n: usize, ready: oneshot::Sender<()>) -> Result<
     Ok(())
 }
 
+/// A one_for_one tree named `name` of `n` workers reporting to the returned receiver, once every
+/// one is up, with their cells by index.
+async fn storm_tree(
+    name: &str,
+    n: usize,
+) -> Result<
+    (
+        SupervisorRef,
+        mpsc::UnboundedReceiver<Up>,
+        Vec<Option<ActorCell>>,
+    ),
+    String,
+> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let sup = Supervisor::start(
+        spec(Strategy::OneForOne)
+            .name(name)
+            .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout))),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut cells = vec![None; n];
+    crate::worker::wait_up(&mut rx, &mut cells).await?;
+    Ok((sup, rx, cells))
+}
+
 /// The victims of `storms` storms, each `kills` of `n` children, picked by canopy's chaos monkey
 /// (seeded, dry run, each child once per storm) on a tree of `n` built for the purpose and shut
 /// down before any storm. Picking costs tens of milliseconds of the monkey walking the tree and
@@ -292,16 +318,7 @@ pub async fn storm_victims(
 ) -> Result<Vec<Vec<usize>>, String> {
     use canopy::chaos::{Mode, Monkey, Outcome};
     let name = "storm-picks";
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sup = Supervisor::start(
-        spec(Strategy::OneForOne)
-            .name(name)
-            .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout))),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut cells = vec![None; n];
-    crate::worker::wait_up(&mut rx, &mut cells).await?;
+    let (sup, _, _) = storm_tree(name, n).await?;
     let target = format!("/{name}/*");
     let mut all = Vec::with_capacity(storms);
     for round in 0..storms {
@@ -339,17 +356,7 @@ pub async fn storm_victims(
 /// One storm: a one_for_one tree of `n` started, `victims` (from [`storm_victims`]) killed back
 /// to back; the time from the first kill until every replacement is up.
 pub async fn chaos_storm(n: usize, victims: &[usize], round: usize) -> Result<f64, String> {
-    let name = format!("storm-{round}");
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let sup = Supervisor::start(
-        spec(Strategy::OneForOne)
-            .name(name)
-            .children((0..n).map(|i| child(i, WArgs::new(i, Some(tx.clone())), Policy::Timeout))),
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-    let mut cells = vec![None; n];
-    crate::worker::wait_up(&mut rx, &mut cells).await?;
+    let (sup, mut rx, cells) = storm_tree(&format!("storm-{round}"), n).await?;
     // Both sides start the clock with their children equally warm (see `ping_all`).
     crate::worker::ping_all(&cells).await?;
     let t0 = Instant::now();
