@@ -779,7 +779,9 @@ pub struct Core<P> {
     op: Option<Op>,
     reports: Vec<Report>,
     default_backoff: Option<Backoff>,
-    jitter: Jitter,
+    /// Seeded at the first backed-off restart: reading the clock for a seed cost every start about
+    /// 110 instructions, and most supervisors never back off.
+    jitter: Option<Jitter>,
     /// The latest time the shell gave: what start and exit times are recorded with.
     clock: Option<Instant>,
     /// The last retry generation handed out. One counter for all children, not one each, so that a
@@ -811,15 +813,28 @@ type ShutdownExit = (ExitReason, Option<Instant>);
 /// Hashed with foldhash, seeded at random per index as std's `RandomState` is: an id may come from
 /// outside the program, so the seed stays secret, but SipHash cost about 150 instructions per id,
 /// paid on every `start_child` and again for every entry when the table grows.
+///
+/// A list of at most [`IdIndex::SCANNED`] children has no table: an id is found by comparing it
+/// with each child's, newest first, which costs less than hashing it, and building the table (an
+/// allocation, a hash per child) cost every supervisor's start about 340 instructions. The table is
+/// built the moment the list outgrows that size, so every lookup stays O(1) in the number of
+/// children.
 #[derive(Debug, Default)]
 struct IdIndex {
     table: hashbrown::HashTable<usize>,
     hasher: foldhash::fast::RandomState,
+    /// The table holds every child; false while the list is small enough to scan.
+    built: bool,
 }
 
 impl IdIndex {
-    fn hash(&self, id: &str) -> u64 {
-        std::hash::BuildHasher::hash_one(&self.hasher, id)
+    /// The longest list found by scanning.
+    const SCANNED: usize = 16;
+
+    /// `id`'s hash, if there is a table to look it up in.
+    fn hash(&self, id: &str) -> Option<u64> {
+        self.built
+            .then(|| std::hash::BuildHasher::hash_one(&self.hasher, id))
     }
 
     /// The position recorded for `id` (it may be a tombstone's).
@@ -827,25 +842,46 @@ impl IdIndex {
         self.get_hashed(self.hash(id), id, children)
     }
 
-    /// [`get`](Self::get) with `id`'s hash already worked out.
-    fn get_hashed<P>(&self, hash: u64, id: &str, children: &[Child<P>]) -> Option<usize> {
-        self.table
-            .find(hash, |&i| children[i].spec.id == id)
-            .copied()
+    /// [`get`](Self::get) with `id`'s hash already worked out (`None`: no table).
+    fn get_hashed<P>(&self, hash: Option<u64>, id: &str, children: &[Child<P>]) -> Option<usize> {
+        match hash {
+            Some(hash) => self
+                .table
+                .find(hash, |&i| children[i].spec.id == id)
+                .copied(),
+            // Newest first: a child added again under a removed child's id is the one found, as
+            // the table would find it.
+            None => children.iter().rposition(|c| c.spec.id == id),
+        }
     }
 
     /// Records `idx` as the position of the child there, replacing the position of a removed
     /// child with the same id.
     fn insert<P>(&mut self, idx: usize, children: &[Child<P>]) {
         let id = children[idx].spec.id.as_str();
-        let hash = self.hash(id);
-        let replaces = self.get_hashed(hash, id, children).is_some();
-        self.insert_hashed(hash, idx, replaces, children);
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, id);
+        let replaces = self.get_hashed(Some(hash), id, children).is_some();
+        self.insert_in_table(hash, idx, replaces, children);
     }
 
-    /// Records `idx`, whose id hashes to `hash`: in the slot of a removed child with the same id
-    /// if `replaces` (the caller has just looked the id up), or as a new entry.
-    fn insert_hashed<P>(&mut self, hash: u64, idx: usize, replaces: bool, children: &[Child<P>]) {
+    /// Records `idx`, just pushed, whose id hashes to `hash` (`None`: no table): in the slot of a
+    /// removed child with the same id if `replaces` (the caller has just looked the id up), or as
+    /// a new entry. Builds the table when the list has just outgrown scanning.
+    fn insert_hashed<P>(
+        &mut self,
+        hash: Option<u64>,
+        idx: usize,
+        replaces: bool,
+        children: &[Child<P>],
+    ) {
+        match hash {
+            Some(hash) => self.insert_in_table(hash, idx, replaces, children),
+            None if children.len() > Self::SCANNED => self.rebuild(children),
+            None => {}
+        }
+    }
+
+    fn insert_in_table<P>(&mut self, hash: u64, idx: usize, replaces: bool, children: &[Child<P>]) {
         let id = children[idx].spec.id.as_str();
         if replaces {
             if let Some(slot) = self.table.find_mut(hash, |&i| children[i].spec.id == id) {
@@ -859,9 +895,14 @@ impl IdIndex {
         });
     }
 
-    /// Every child of `children` at its position, from scratch.
+    /// Every child of `children` at its position, from scratch; no table for a list short enough
+    /// to scan.
     fn rebuild<P>(&mut self, children: &[Child<P>]) {
         self.table.clear();
+        self.built = children.len() > Self::SCANNED;
+        if !self.built {
+            return;
+        }
         self.table.reserve(children.len(), |_| 0);
         for idx in 0..children.len() {
             self.insert(idx, children);
@@ -913,7 +954,7 @@ impl<P: Pid> Core<P> {
             op: None,
             reports: Vec::new(),
             default_backoff: spec.backoff,
-            jitter: Jitter::from_entropy(),
+            jitter: None,
             clock: None,
             generations: 0,
             awaited: VecDeque::new(),
@@ -926,7 +967,7 @@ impl<P: Pid> Core<P> {
 
     /// Seeds the backoff jitter, for reproducible tests.
     pub fn with_jitter_seed(mut self, seed: u64) -> Self {
-        self.jitter = Jitter::seeded(seed);
+        self.jitter = Some(Jitter::seeded(seed));
         self
     }
 
@@ -1496,7 +1537,13 @@ impl<P: Pid> Core<P> {
             .as_deref()
             .or(self.default_backoff.as_ref())
         {
-            let Some(delay) = child.past.next_delay(policy, now, self.jitter.next_unit()) else {
+            let Some(delay) = child.past.next_delay(
+                policy,
+                now,
+                self.jitter
+                    .get_or_insert_with(Jitter::from_entropy)
+                    .next_unit(),
+            ) else {
                 // Once the delays outgrow the intensity period the window never fills, so the
                 // bound is what stops this crash loop.
                 return self.give_up(idx);

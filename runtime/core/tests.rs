@@ -2441,9 +2441,18 @@ fn unarrived_round_reasons_settle_on_what_was_seen() {
 /// Children removed and added again, many times over, under ids taken before: every id finds its
 /// current child, `which_children` keeps start order (newest first), a deleted id is gone, and a
 /// restart round still reaches every live child, whether or not tombstones were swept yet.
+///
+/// Run with a list short enough to be scanned by id and with one long enough for the index's table,
+/// as the temporary children added and removed take each across that size and back.
 #[test]
 fn ids_stay_right_across_removals_and_sweeps() {
-    let ids: Vec<String> = (0..8).map(|i| format!("c{i}")).collect();
+    ids_stay_right_across_removals_and_sweeps_of(8);
+    ids_stay_right_across_removals_and_sweeps_of(IdIndex::SCANNED - 1);
+    ids_stay_right_across_removals_and_sweeps_of(IdIndex::SCANNED + 8);
+}
+
+fn ids_stay_right_across_removals_and_sweeps_of(len: usize) {
+    let ids: Vec<String> = (0..len).map(|i| format!("c{i}")).collect();
     let mut sh = Shell::boot(
         sup(Strategy::OneForAll, ids.iter().map(|id| permanent(id)))
             .restart_intensity(1000, Duration::from_secs(5)),
@@ -2491,6 +2500,51 @@ fn ids_stay_right_across_removals_and_sweeps() {
         .collect();
     expected.extend(order.iter().map(|id| format!("S:{id}")));
     assert_eq!(sh.take_log(), expected.join(" "));
+}
+
+/// A list that grows one `start_child` at a time past the size found by scanning, then shrinks
+/// below it through deletions and the sweeps they cause, and grows again: at every size every live
+/// id leads to its child, a deleted id to nothing, and a taken id is refused.
+#[test]
+fn ids_are_found_as_the_list_crosses_the_scanned_size_both_ways() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("c0")]));
+    let mut live: Vec<String> = vec!["c0".into()];
+    let check = |sh: &mut Shell, live: &[String]| {
+        for id in live {
+            let info = sh.core.which_child(id).expect("every live id is found");
+            let pid = *info.status.pid().expect("running");
+            assert_eq!(sh.core.id_of(&pid), Some(id.as_str()));
+            assert!(matches!(
+                sh.start_child(permanent(id)),
+                Err(ChildError::AlreadyStarted { .. })
+            ));
+        }
+        assert!(sh.core.which_child("never").is_none());
+    };
+    for i in 1..IdIndex::SCANNED * 2 {
+        let id = format!("c{i}");
+        assert!(sh.start_child(permanent(&id)).unwrap().is_some());
+        live.push(id);
+        check(&mut sh, &live);
+    }
+    while live.len() > 2 {
+        let id = live.remove(0);
+        assert_eq!(sh.terminate_child(&id), Ok(None));
+        assert_eq!(sh.core.delete_child(&id), Ok(()));
+        assert!(sh.core.which_child(&id).is_none(), "{id} deleted");
+        check(&mut sh, &live);
+    }
+    for i in 0..IdIndex::SCANNED + 2 {
+        // Ids deleted before are taken again, by new children.
+        let id = format!("c{i}");
+        if live.contains(&id) {
+            continue;
+        }
+        let pid = sh.start_child(permanent(&id)).unwrap().unwrap();
+        assert_eq!(sh.pid(&id), pid);
+        live.push(id);
+        check(&mut sh, &live);
+    }
 }
 
 /// In the middle of a round, a child the round has stopped and will start again reads as
