@@ -537,14 +537,17 @@ fn join_path(prefix: &str, name: &str) -> String {
 
 impl<B: Behaviour> Actor for Shell<B> {
     type Msg = SupervisorMsg;
-    type State = State<B>;
+    /// Boxed: ractor moves an actor's state out of the `pre_start` future, through its start-up,
+    /// into the task of the processing loop, copying it whole at each step, and the task's block
+    /// grows by its size. A pointer moves for free and keeps the task's block small.
+    type State = Box<State<B>>;
     type Arguments = Init<B>;
 
     async fn pre_start(
         &self,
         myself: ActorRef<SupervisorMsg>,
         init: Init<B>,
-    ) -> Result<State<B>, ActorProcessingErr> {
+    ) -> Result<Box<State<B>>, ActorProcessingErr> {
         let Init {
             path,
             named,
@@ -570,7 +573,7 @@ impl<B: Behaviour> Actor for Shell<B> {
             introspect::Node::new(path, cell, children(&b), args, abort)
         })
         .map_err(|e| -> ActorProcessingErr { Box::new(e) })?;
-        let mut state = State {
+        let mut state = Box::new(State {
             b,
             node,
             last_info: None,
@@ -581,7 +584,7 @@ impl<B: Behaviour> Actor for Shell<B> {
             round_timer: shutdown::ShutdownTimer::default(),
             awaiting_exits: false,
             exiting: false,
-        };
+        });
         state.b.tick(now());
         let first = state.b.init();
         // Boxed: inline, its states (a child's start, stops, the abort watch) made this future
@@ -606,7 +609,7 @@ impl<B: Behaviour> Actor for Shell<B> {
         &self,
         myself: ActorRef<SupervisorMsg>,
         SupervisorMsg(request): SupervisorMsg,
-        state: &mut State<B>,
+        state: &mut Box<State<B>>,
     ) -> Result<(), ActorProcessingErr> {
         if state.awaiting_exits {
             // ractor hands a supervisor its queued exit events before any message: whatever a
@@ -637,7 +640,7 @@ impl<B: Behaviour> Actor for Shell<B> {
         &self,
         myself: ActorRef<SupervisorMsg>,
         event: SupervisionEvent,
-        state: &mut State<B>,
+        state: &mut Box<State<B>>,
     ) -> Result<(), ActorProcessingErr> {
         let Some((cell, reason)) = ExitReason::from_event(&event) else {
             return Ok(());
@@ -687,7 +690,7 @@ impl<B: Behaviour> Actor for Shell<B> {
     async fn post_stop(
         &self,
         myself: ActorRef<SupervisorMsg>,
-        state: &mut State<B>,
+        state: &mut Box<State<B>>,
     ) -> Result<(), ActorProcessingErr> {
         state.cancel_retries();
         state.kill.cancel();
@@ -1572,5 +1575,17 @@ mod size_tests {
         drop(start_up);
         sup.shutdown().await;
         assert!(size < 1024, "{size} B");
+    }
+
+    /// What ractor moves through a supervisor's start-up and into its processing loop's task is a
+    /// pointer to the shell's state, not the state itself (over 300 B). One actor type serves every
+    /// behaviour, so the static one stands for all.
+    #[test]
+    fn the_state_ractor_moves_is_a_pointer() {
+        use crate::supervisor::Static;
+        assert_eq!(
+            std::mem::size_of::<<Shell<Static> as Actor>::State>(),
+            std::mem::size_of::<usize>()
+        );
     }
 }
