@@ -193,8 +193,10 @@ pub(crate) trait Behaviour: Send + Sync + Sized + 'static {
     fn settle_stopped(&self) -> Vec<AwaitedExit> {
         Vec::new()
     }
-    /// A child management call.
-    fn api(&self, call: Api) -> Cmd<Self::Job>;
+    /// A child management call, at `now` (the time the operation it starts records). One lock
+    /// for both: a call is on the caller's critical path, and a separate `tick` was a second
+    /// lock and unlock of the core per call.
+    fn api(&self, call: Api, now: std::time::Instant) -> Cmd<Self::Job>;
     /// A question about the children.
     fn query(&self, query: Query);
     /// Reports gathered since the last call.
@@ -737,8 +739,7 @@ impl<B: Behaviour> State<B> {
     async fn request(&mut self, myself: &ActorRef<SupervisorMsg>, request: Request) {
         match request {
             Request::Api(call, reply) => {
-                self.b.tick(now());
-                let cmd = self.b.api(call);
+                let cmd = self.b.api(call, now());
                 self.step(myself, cmd, Then::Reply(reply)).await;
             }
             Request::Query(query) => self.b.query(query),

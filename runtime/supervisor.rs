@@ -197,8 +197,9 @@ impl Behaviour for Static {
         Cmd::Done(Done::Idle(None))
     }
 
-    fn api(&self, call: Api) -> Cmd<Self::Job> {
+    fn api(&self, call: Api, now: std::time::Instant) -> Cmd<Self::Job> {
         let mut core = self.core.lock();
+        core.tick(now);
         match call {
             Api::StartSpec(spec) => cmd(core.start_child_shared(spec)),
             Api::TerminateId(id) => cmd(core.terminate_child(&id)),

@@ -207,3 +207,30 @@ async fn a_crash_loop_with_backoff_still_escalates() {
     );
     assert_eq!(w.exit_of(&bystander).await, ExitReason::Shutdown);
 }
+
+/// A child added by a call records the time the call was handled as its start time, on either kind
+/// of supervisor: the call reads the clock under the same lock as the decision (fails if the call
+/// no longer reads it, and the start time stays at the supervisor's own start).
+#[tokio::test(start_paused = true)]
+async fn a_child_added_by_a_call_starts_at_the_time_of_the_call() {
+    let lab = Lab::new();
+    let sup = canopy::Supervisor::start(canopy::SupervisorSpec::default())
+        .await
+        .unwrap();
+    tokio::time::advance(secs(7)).await;
+    let called_at = Instant::now().into_std();
+    sup.start_child(lab.spec("late")).await.unwrap();
+    let started_at = sup.which_child("late").await.unwrap().started_at;
+    assert_eq!(started_at, Some(called_at));
+    sup.shutdown().await;
+
+    let dynamic = DynamicSupervisor::start(lab.dynamic_spec("d"))
+        .await
+        .unwrap();
+    tokio::time::advance(secs(5)).await;
+    let called_at = Instant::now().into_std();
+    let cell = add(&dynamic, 1).await;
+    let started_at = dynamic.which_child(&cell).await.unwrap().started_at;
+    assert_eq!(started_at, Some(called_at));
+    dynamic.shutdown().await;
+}

@@ -169,10 +169,12 @@ impl<A: StartArgs> Behaviour for Dynamic<A> {
         self.cmd(command)
     }
 
-    fn api(&self, call: Api) -> Cmd<A> {
+    fn api(&self, call: Api, now: std::time::Instant) -> Cmd<A> {
+        let mut core = self.core.lock();
+        core.tick(now);
         let command = match call {
             Api::StartArgs(args) => match args.downcast::<A>() {
-                Ok(args) => self.core.lock().start_child(*args),
+                Ok(args) => core.start_child(*args),
                 Err(_) => {
                     return Cmd::Done(Done::Reply(Err(ChildError::NotFound(
                         "a child with arguments of another type".into(),
@@ -181,7 +183,7 @@ impl<A: StartArgs> Behaviour for Dynamic<A> {
             },
             Api::TerminateCell(cell) => {
                 let alive = cell.get_status() != ActorStatus::Stopped;
-                self.core.lock().terminate_child(&cell, alive)
+                core.terminate_child(&cell, alive)
             }
             Api::StartSpec(spec) => {
                 return Cmd::Done(Done::Reply(Err(ChildError::NotFound(format!(
@@ -193,6 +195,7 @@ impl<A: StartArgs> Behaviour for Dynamic<A> {
                 return Cmd::Done(Done::Reply(Err(ChildError::NotFound(id))))
             }
         };
+        drop(core);
         self.cmd(command)
     }
 
