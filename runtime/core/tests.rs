@@ -2504,12 +2504,26 @@ fn ids_stay_right_across_removals_and_sweeps_of(len: usize) {
 
 /// A list that grows one `start_child` at a time past the size found by scanning, then shrinks
 /// below it through deletions and the sweeps they cause, and grows again: at every size every live
-/// id leads to its child, a deleted id to nothing, and a taken id is refused.
+/// id leads to its child, every running process to its id, a deleted id to nothing, and a taken id
+/// is refused; a crash is found by its process and restarts its own child, and the stale process
+/// leads nowhere.
 #[test]
 fn ids_are_found_as_the_list_crosses_the_scanned_size_both_ways() {
-    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("c0")]));
+    let mut sh = Shell::boot(
+        sup(Strategy::OneForOne, [permanent("c0")]).restart_intensity(1000, Duration::from_secs(5)),
+    );
     let mut live: Vec<String> = vec!["c0".into()];
     let check = |sh: &mut Shell, live: &[String]| {
+        let crashed = &live[live.len() / 2];
+        let old = sh.pid(crashed);
+        assert_idle(&sh.exit(crashed, ExitReason::Error("boom".into()), 0.0));
+        assert_ne!(sh.pid(crashed), old, "{crashed} restarted");
+        assert_eq!(sh.core.id_of(&old), None);
+        assert!(sh
+            .core
+            .child_exited(&old, ExitReason::Killed, Instant::now())
+            .is_none());
+        assert!(sh.core.has_running_children());
         for id in live {
             let info = sh.core.which_child(id).expect("every live id is found");
             let pid = *info.status.pid().expect("running");
