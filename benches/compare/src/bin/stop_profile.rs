@@ -63,6 +63,28 @@ struct Cli {
     /// Runtime workers: 1 is tokio's current-thread runtime.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
+    /// Print the measured phase's bounds on CLOCK_MONOTONIC to stderr, so that a
+    /// `perf record -k CLOCK_MONOTONIC` profile can be cut to it (`perf report --time A,B`):
+    /// perf cannot toggle collection by function as callgrind does.
+    #[arg(long)]
+    perf_marks: bool,
+}
+
+/// Set from `--perf-marks`.
+static PERF_MARKS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The measured phase begins (`what` is "start") or ends, on the clock perf can be told to use.
+fn mark(what: &str) {
+    if !PERF_MARKS.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    eprintln!("perf mark {what}: {}.{:09}", ts.tv_sec, ts.tv_nsec);
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -97,25 +119,34 @@ enum What {
 
 #[inline(never)]
 fn measured_canopy_ordered(rt: &Runtime, sup: SupervisorRef) -> Duration {
+    mark("start");
     let t0 = Instant::now();
     rt.block_on(async move { sup.shutdown().await });
-    t0.elapsed()
+    let took = t0.elapsed();
+    mark("end");
+    took
 }
 
 #[inline(never)]
 fn measured_canopy_shutdown(rt: &Runtime, sup: DynamicRef<WArgs>) -> Duration {
+    mark("start");
     let t0 = Instant::now();
     rt.block_on(async move { sup.shutdown().await });
-    t0.elapsed()
+    let took = t0.elapsed();
+    mark("end");
+    took
 }
 
 #[inline(never)]
 fn measured_raw_shutdown(rt: &Runtime, parent: ActorRef<ParentMsg>) -> Duration {
+    mark("start");
     let t0 = Instant::now();
     rt.block_on(async move {
         let _ = parent.stop_and_wait(None, None).await;
     });
-    t0.elapsed()
+    let took = t0.elapsed();
+    mark("end");
+    took
 }
 
 #[inline(never)]
@@ -434,6 +465,7 @@ fn run(cli: &Cli) -> Result<String, String> {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    PERF_MARKS.store(cli.perf_marks, std::sync::atomic::Ordering::Relaxed);
     match run(&cli) {
         Ok(line) => {
             println!("{line}");
