@@ -680,6 +680,36 @@ fn shutdown_stops_every_running_child_in_one_command_and_drops_pending_restarts(
 }
 
 #[test]
+fn a_shutdown_forgets_restarting_children_at_once_and_keeps_running_ones_until_they_stop() {
+    // The restarting child and its last pid go when the shutdown begins, whether or not every
+    // other child is running (the core skips that sweep when there is nothing to sweep).
+    for restarting in [false, true] {
+        let mut sh = Shell::new(template().restart_intensity(100, Duration::from_secs(1)));
+        let a = sh.add(1);
+        let b = sh.add(2);
+        if restarting {
+            sh.script_starts([Started::Fail("no")]);
+            retry_of(&sh.exit(a, ExitReason::Error("x".into()), 0.0));
+        }
+        let DynCommand::TerminateAll { children } = sh.core.shutdown(ExitReason::Shutdown) else {
+            panic!("a shutdown with a running child stops it");
+        };
+        let keys: Vec<u64> = children.iter().map(|c| c.0).collect();
+        if restarting {
+            assert_eq!(keys, [2]);
+            assert_eq!(sh.ids(), ["2"]);
+            assert_eq!(sh.core.key_of(&a), None);
+        } else {
+            assert_eq!(keys, [1, 2]);
+            assert_eq!(sh.ids(), ["2", "1"]);
+            assert_eq!(sh.core.key_of(&a), Some(1));
+        }
+        assert_eq!(sh.core.key_of(&b), Some(2));
+        assert_eq!(sh.core.pending_restarts(), 0);
+    }
+}
+
+#[test]
 fn shutdown_with_no_running_child_exits_at_once() {
     let mut sh = Shell::new(template());
     assert_exit(&sh.shutdown(), &ExitReason::Shutdown);
