@@ -298,6 +298,15 @@ enum Then {
     Background,
 }
 
+/// Where a suspended operation keeps a child it waits for.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// The one child of [`Wait::One`].
+    One,
+    /// The child at this position of [`Wait::All`]'s children.
+    All(usize),
+}
+
 enum Wait {
     /// One child (`terminated`).
     One {
@@ -306,13 +315,19 @@ enum Wait {
         shutdown: Shutdown,
         deadline: Option<tokio::time::Instant>,
     },
-    /// Many children at once (`terminated_all`), each with its own kill deadline.
+    /// Many children at once (`terminated_all`), each with its own kill deadline: its policy's
+    /// grace counted from `since`.
     All {
         children: Vec<(u64, ActorCell, Shutdown)>,
-        reasons: Vec<Option<ExitReason>>,
-        deadlines: Vec<Option<tokio::time::Instant>>,
-        /// Where each child still waited for is in `children`: an exit event finds its child in
-        /// O(1), so stopping 100,000 children is not quadratic.
+        /// Each child's key and, once seen, its reason: already in the form `terminated_all`
+        /// takes, so the end of a 100,000-child stop does not copy them into another vector.
+        results: Vec<(u64, Option<ExitReason>)>,
+        /// When the stop began. One instant rather than a deadline per child: the deadlines
+        /// follow from it and each child's policy, and are needed only when the kill timer fires.
+        since: tokio::time::Instant,
+        /// Where each child waited for is in `children`: an exit event finds its child in O(1),
+        /// so stopping 100,000 children is not quadratic. Children already seen stay in it; their
+        /// entry in `results` has its reason.
         index: HashMap<ActorId, usize, PidHash>,
         left: usize,
     },
@@ -324,12 +339,15 @@ impl Wait {
         match self {
             Wait::One { deadline, .. } => *deadline,
             Wait::All {
-                reasons, deadlines, ..
-            } => reasons
+                children,
+                results,
+                since,
+                ..
+            } => children
                 .iter()
-                .zip(deadlines)
-                .filter(|(reason, _)| reason.is_none())
-                .filter_map(|(_, deadline)| *deadline)
+                .zip(results)
+                .filter(|(_, (_, reason))| reason.is_none())
+                .filter_map(|((_, _, policy), _)| kill_deadline_from(*since, *policy))
                 .min(),
         }
     }
@@ -622,10 +640,10 @@ impl<B: Behaviour> Actor for Shell<B> {
             // These two belong to the operation in progress and are never deferred.
             Request::KillDue(generation) => state.kill_due(&myself, generation),
             Request::Gone(id) => {
-                if let Some(cell) = state.waited_for(&id) {
+                if let Some(slot) = state.waited_for(&id) {
                     // It had unlinked itself, so no exit event will come: it is gone, and its
                     // reason cannot be seen.
-                    state.exited(&myself, &cell, None).await;
+                    state.exited(&myself, slot, None).await;
                 }
             }
             // Calls that come after the decision to exit get no answer: their callers see the
@@ -676,8 +694,8 @@ impl<B: Behaviour> Actor for Shell<B> {
             // Every child was stopped before the decision to exit: this is a stranger's.
             return Ok(());
         }
-        if state.waited_for(&cell.get_id()).is_some() {
-            state.exited(&myself, cell, Some(reason)).await;
+        if let Some(slot) = state.waited_for(&cell.get_id()) {
+            state.exited(&myself, slot, Some(reason)).await;
         } else if state.op.is_some() {
             state
                 .deferred
@@ -726,13 +744,18 @@ impl<B: Behaviour> Actor for Shell<B> {
 }
 
 impl<B: Behaviour> State<B> {
-    /// The cell of a child the suspended operation waits for, by actor id.
-    fn waited_for(&self, id: &ActorId) -> Option<ActorCell> {
+    /// Where the suspended operation keeps the child with this actor id, if it still waits for it.
+    /// One lookup per exit: the slot is handed to [`exited`](Self::exited), which finds the child
+    /// by it, and a child once seen is told apart by its recorded reason, not by removing it from
+    /// the index (a second hash operation per child of a 100,000-child shutdown).
+    fn waited_for(&self, id: &ActorId) -> Option<Slot> {
         match &self.op.as_ref()?.wait {
-            Wait::One { pid, .. } => (pid.get_id() == *id).then(|| pid.clone()),
-            Wait::All {
-                children, index, ..
-            } => index.get(id).map(|&i| children[i].1.clone()),
+            Wait::One { pid, .. } => (pid.get_id() == *id).then_some(Slot::One),
+            Wait::All { index, results, .. } => index
+                .get(id)
+                .copied()
+                .filter(|&i| results[i].1.is_none())
+                .map(Slot::All),
         }
     }
 
@@ -870,16 +893,17 @@ impl<B: Behaviour> State<B> {
                     }
                 }
                 Cmd::TerminateAll(children) => {
-                    let mut reasons = vec![None; children.len()];
-                    let mut deadlines = vec![None; children.len()];
+                    let mut results: Vec<(u64, Option<ExitReason>)> =
+                        children.iter().map(|(key, _, _)| (*key, None)).collect();
                     let mut index = HashMap::with_capacity_and_hasher(children.len(), PidHash);
                     let mut left = 0;
                     // Every deadline counts from the start of the stop.
-                    let now = tokio::time::Instant::now();
+                    let since = tokio::time::Instant::now();
+                    let mut earliest = None;
                     for (i, (key, pid, shutdown)) in children.iter().enumerate() {
                         if let Some(reason) = self.take_deferred_exit(pid) {
                             log_stop(&self.node.path, key, *shutdown, Some(&reason));
-                            reasons[i] = Some(reason);
+                            results[i].1 = Some(reason);
                             continue;
                         }
                         // Every child is signalled before anyone is waited for: that is what makes
@@ -888,23 +912,27 @@ impl<B: Behaviour> State<B> {
                         if !linked_to(pid, &sup) {
                             self.watch_cell(myself, pid);
                         }
-                        deadlines[i] = kill_deadline_from(now, *shutdown);
+                        if let Some(at) = kill_deadline_from(since, *shutdown) {
+                            earliest =
+                                Some(earliest.map_or(at, |e: tokio::time::Instant| e.min(at)));
+                        }
                         index.insert(pid.get_id(), i);
                         left += 1;
                     }
                     if left == 0 {
-                        self.b.terminated_all(with_keys(&children, reasons))
+                        self.b.terminated_all(results)
                     } else {
-                        self.suspend(
+                        self.suspend_until(
                             myself,
                             Wait::All {
                                 children,
-                                reasons,
-                                deadlines,
+                                results,
+                                since,
                                 index,
                                 left,
                             },
                             then,
+                            earliest,
                         );
                         return;
                     }
@@ -954,18 +982,32 @@ impl<B: Behaviour> State<B> {
     }
 
     fn suspend(&mut self, myself: &ActorRef<SupervisorMsg>, wait: Wait, then: Then) {
-        if let Some(deadline) = wait.deadline() {
+        let deadline = wait.deadline();
+        self.suspend_until(myself, wait, then, deadline);
+    }
+
+    /// [`suspend`](Self::suspend) when the caller already knows the earliest kill deadline (a stop
+    /// of many children finds it while signalling them, rather than in another pass over them).
+    fn suspend_until(
+        &mut self,
+        myself: &ActorRef<SupervisorMsg>,
+        wait: Wait,
+        then: Then,
+        deadline: Option<tokio::time::Instant>,
+    ) {
+        if let Some(deadline) = deadline {
             self.kill.arm(&myself.get_cell(), deadline);
         }
         self.op = Some(Op { wait, then });
     }
 
-    /// A child the suspended operation waits for has exited, with its own reason (`None`: it had
-    /// unlinked itself and its reason could not be seen).
+    /// A child the suspended operation waits for (at `slot`, from [`waited_for`](Self::waited_for))
+    /// has exited, with its own reason (`None`: it had unlinked itself and its reason could not be
+    /// seen).
     async fn exited(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
-        cell: &ActorCell,
+        slot: Slot,
         reason: Option<ExitReason>,
     ) {
         let Some(op) = self.op.as_mut() else {
@@ -978,24 +1020,22 @@ impl<B: Behaviour> State<B> {
             }
             Wait::All {
                 children,
-                reasons,
-                index,
+                results,
                 left,
                 ..
             } => {
-                let Some(i) = index.remove(&cell.get_id()) else {
+                let Slot::All(i) = slot else {
                     return;
                 };
                 let (key, _, shutdown) = &children[i];
                 log_stop(&self.node.path, key, *shutdown, reason.as_ref());
                 // An unseen reason still counts the child as stopped.
-                reasons[i] = Some(reason.unwrap_or(ExitReason::Shutdown));
+                results[i].1 = Some(reason.unwrap_or(ExitReason::Shutdown));
                 *left -= 1;
                 if *left > 0 {
                     return;
                 }
-                let reasons = std::mem::take(reasons);
-                self.b.terminated_all(with_keys(children, reasons))
+                self.b.terminated_all(std::mem::take(results))
             }
         };
         let Some(Op { then, .. }) = self.op.take() else {
@@ -1027,12 +1067,14 @@ impl<B: Behaviour> State<B> {
             Wait::One { pid, .. } => pid.kill(),
             Wait::All {
                 children,
-                reasons,
-                deadlines,
+                results,
+                since,
                 ..
             } => {
-                for (((_, pid, _), reason), at) in children.iter().zip(reasons).zip(deadlines) {
-                    if reason.is_none() && at.is_some_and(|at| at <= now) {
+                for ((_, pid, policy), (_, reason)) in children.iter().zip(results) {
+                    if reason.is_none()
+                        && kill_deadline_from(*since, *policy).is_some_and(|at| at <= now)
+                    {
                         pid.kill();
                     }
                 }
