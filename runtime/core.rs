@@ -946,9 +946,7 @@ impl<P: Pid> PidIndex<P> {
     /// `pid` stops running: its position, if it was a running child's. Called while its child's
     /// state still says it runs.
     fn remove(&mut self, pid: &P, children: &[Child<P>]) -> Option<usize> {
-        if !self.built && children.len() > IdIndex::SCANNED {
-            self.rebuild(children);
-        }
+        self.grown(children);
         if self.built {
             self.table.remove(pid)
         } else {
@@ -960,7 +958,17 @@ impl<P: Pid> PidIndex<P> {
     fn insert(&mut self, pid: P, idx: usize, children: &[Child<P>]) {
         if self.built {
             self.table.insert(pid, idx);
-        } else if children.len() > IdIndex::SCANNED {
+        } else {
+            self.grown(children);
+        }
+    }
+
+    /// Builds the table once the list has outgrown scanning. Called when a child is added too,
+    /// not only when one starts or stops: a list grown past the size by children that were
+    /// ignored (added, never running) would otherwise be scanned on every lookup until the next
+    /// start or exit.
+    fn grown(&mut self, children: &[Child<P>]) {
+        if !self.built && children.len() > IdIndex::SCANNED {
             self.rebuild(children);
         }
     }
@@ -1200,6 +1208,7 @@ impl<P: Pid> Core<P> {
         self.children.push(child);
         self.ids
             .insert_hashed(hash, idx, known.is_some(), &self.children);
+        self.pids.grown(&self.children);
         self.begin(OpKind::ApiStart(idx), Steps::start(idx))
     }
 

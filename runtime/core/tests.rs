@@ -2670,3 +2670,21 @@ fn a_shutdown_shows_every_stopped_childs_last_exit() {
         Some(ExitReason::Killed)
     );
 }
+
+/// A list that grows past the scanned size through children whose start was ignored (added, never
+/// running) has its pid table from then on, so that looking a pid up stays O(1) instead of scanning
+/// every stopped child until the next start or exit. The running child is still found by its pid.
+#[test]
+fn a_list_grown_by_ignored_children_gets_its_pid_table() {
+    let mut sh = Shell::boot(sup(Strategy::OneForOne, [permanent("a")]));
+    let a = sh.pid("a");
+    for i in 0..IdIndex::SCANNED {
+        let id = format!("n{i}");
+        sh.script_start(&id, [Started::Ignore]);
+        assert_eq!(sh.start_child(permanent(&id)), Ok(None));
+    }
+    assert!(sh.core.children.len() > IdIndex::SCANNED);
+    assert!(sh.core.pids.built, "the pid table is built when the list outgrows scanning");
+    assert_eq!(sh.core.id_of(&a), Some("a"));
+    assert_eq!(sh.status("n0"), STOPPED);
+}
