@@ -2684,7 +2684,10 @@ fn a_list_grown_by_ignored_children_gets_its_pid_table() {
         assert_eq!(sh.start_child(permanent(&id)), Ok(None));
     }
     assert!(sh.core.children.len() > IdIndex::SCANNED);
-    assert!(sh.core.pids.built, "the pid table is built when the list outgrows scanning");
+    assert!(
+        sh.core.pids.built,
+        "the pid table is built when the list outgrows scanning"
+    );
     assert_eq!(sh.core.id_of(&a), Some("a"));
     assert_eq!(sh.status("n0"), STOPPED);
 }
