@@ -298,15 +298,6 @@ enum Then {
     Background,
 }
 
-/// Where a suspended operation keeps a child it waits for.
-#[derive(Clone, Copy)]
-enum Slot {
-    /// The one child of [`Wait::One`].
-    One,
-    /// The child at this position of [`Wait::All`]'s children.
-    All(usize),
-}
-
 enum Wait {
     /// One child (`terminated`).
     One {
@@ -325,9 +316,8 @@ enum Wait {
         /// When the stop began. One instant rather than a deadline per child: the deadlines
         /// follow from it and each child's policy, and are needed only when the kill timer fires.
         since: tokio::time::Instant,
-        /// Where each child waited for is in `children`: an exit event finds its child in O(1),
-        /// so stopping 100,000 children is not quadratic. Children already seen stay in it; their
-        /// entry in `results` has its reason.
+        /// Where each child still waited for is in `children`: an exit event finds its child in
+        /// O(1), so stopping 100,000 children is not quadratic.
         index: HashMap<ActorId, usize, PidHash>,
         left: usize,
     },
@@ -640,10 +630,10 @@ impl<B: Behaviour> Actor for Shell<B> {
             // These two belong to the operation in progress and are never deferred.
             Request::KillDue(generation) => state.kill_due(&myself, generation),
             Request::Gone(id) => {
-                if let Some(slot) = state.waited_for(&id) {
+                if let Some(cell) = state.waited_for(&id) {
                     // It had unlinked itself, so no exit event will come: it is gone, and its
                     // reason cannot be seen.
-                    state.exited(&myself, slot, None).await;
+                    state.exited(&myself, &cell, None).await;
                 }
             }
             // Calls that come after the decision to exit get no answer: their callers see the
@@ -694,8 +684,8 @@ impl<B: Behaviour> Actor for Shell<B> {
             // Every child was stopped before the decision to exit: this is a stranger's.
             return Ok(());
         }
-        if let Some(slot) = state.waited_for(&cell.get_id()) {
-            state.exited(&myself, slot, Some(reason)).await;
+        if state.waited_for(&cell.get_id()).is_some() {
+            state.exited(&myself, cell, Some(reason)).await;
         } else if state.op.is_some() {
             state
                 .deferred
@@ -744,18 +734,13 @@ impl<B: Behaviour> Actor for Shell<B> {
 }
 
 impl<B: Behaviour> State<B> {
-    /// Where the suspended operation keeps the child with this actor id, if it still waits for it.
-    /// One lookup per exit: the slot is handed to [`exited`](Self::exited), which finds the child
-    /// by it, and a child once seen is told apart by its recorded reason, not by removing it from
-    /// the index (a second hash operation per child of a 100,000-child shutdown).
-    fn waited_for(&self, id: &ActorId) -> Option<Slot> {
+    /// The cell of a child the suspended operation waits for, by actor id.
+    fn waited_for(&self, id: &ActorId) -> Option<ActorCell> {
         match &self.op.as_ref()?.wait {
-            Wait::One { pid, .. } => (pid.get_id() == *id).then_some(Slot::One),
-            Wait::All { index, results, .. } => index
-                .get(id)
-                .copied()
-                .filter(|&i| results[i].1.is_none())
-                .map(Slot::All),
+            Wait::One { pid, .. } => (pid.get_id() == *id).then(|| pid.clone()),
+            Wait::All {
+                children, index, ..
+            } => index.get(id).map(|&i| children[i].1.clone()),
         }
     }
 
@@ -1001,13 +986,12 @@ impl<B: Behaviour> State<B> {
         self.op = Some(Op { wait, then });
     }
 
-    /// A child the suspended operation waits for (at `slot`, from [`waited_for`](Self::waited_for))
-    /// has exited, with its own reason (`None`: it had unlinked itself and its reason could not be
-    /// seen).
+    /// A child the suspended operation waits for has exited, with its own reason (`None`: it had
+    /// unlinked itself and its reason could not be seen).
     async fn exited(
         &mut self,
         myself: &ActorRef<SupervisorMsg>,
-        slot: Slot,
+        cell: &ActorCell,
         reason: Option<ExitReason>,
     ) {
         let Some(op) = self.op.as_mut() else {
@@ -1021,10 +1005,11 @@ impl<B: Behaviour> State<B> {
             Wait::All {
                 children,
                 results,
+                index,
                 left,
                 ..
             } => {
-                let Slot::All(i) = slot else {
+                let Some(i) = index.remove(&cell.get_id()) else {
                     return;
                 };
                 let (key, _, shutdown) = &children[i];
