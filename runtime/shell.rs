@@ -266,7 +266,7 @@ pub(crate) struct State<B: Behaviour> {
     /// The operation waiting for exits, if any.
     op: Option<Op>,
     /// What arrived while an operation was waiting, in arrival order.
-    deferred: VecDeque<Deferred>,
+    deferred: DeferredQueue,
     /// Backed-off retries waiting for their time, by child, with their generation; aborted when
     /// the supervisor stops.
     retries: HashMap<RetryKey, (u64, Timer)>,
@@ -282,6 +282,78 @@ pub(crate) struct State<B: Behaviour> {
 enum Deferred {
     Exit(ActorCell, ExitReason),
     Request(Request),
+    /// An exit taken out of the queue by the stop of its child; passed over when the queue runs.
+    Taken,
+}
+
+/// What arrived while an operation was waiting, in arrival order, with the deferred exits also
+/// found by actor id. A stop looks up every child it stops here (a child that exited by itself
+/// before the stop began is not stopped again), so a stop of `n` children with `d` exits deferred
+/// costs `O(n + d)`, not a scan of the queue per child: a storm of exits during a long
+/// `terminate_child` followed by a shutdown of 100,000 children would otherwise be quadratic.
+#[derive(Default)]
+struct DeferredQueue {
+    items: VecDeque<Deferred>,
+    /// The sequence number the next item gets; the front item's is `next - items.len()`.
+    next: u64,
+    /// The sequence number of each deferred exit, by the exited actor's id.
+    exits: HashMap<ActorId, u64, PidHash>,
+}
+
+impl DeferredQueue {
+    fn push_request(&mut self, request: Request) {
+        self.items.push_back(Deferred::Request(request));
+        self.next += 1;
+    }
+
+    fn push_exit(&mut self, cell: ActorCell, reason: ExitReason) {
+        self.exits.insert(cell.get_id(), self.next);
+        self.items.push_back(Deferred::Exit(cell, reason));
+        self.next += 1;
+    }
+
+    /// The oldest item still to be handled (taken exits are passed over).
+    fn pop_front(&mut self) -> Option<Deferred> {
+        loop {
+            let seq = self.next - self.items.len() as u64;
+            match self.items.pop_front()? {
+                Deferred::Taken => continue,
+                Deferred::Exit(cell, reason) => {
+                    let id = cell.get_id();
+                    if self.exits.get(&id) == Some(&seq) {
+                        self.exits.remove(&id);
+                    }
+                    return Some(Deferred::Exit(cell, reason));
+                }
+                request => return Some(request),
+            }
+        }
+    }
+
+    /// The deferred exit of `pid`, taken out of the queue, if there is one: the child exited by
+    /// itself before the operation that now stops it began.
+    fn take_exit(&mut self, pid: &ActorCell) -> Option<ExitReason> {
+        if self.exits.is_empty() {
+            // The usual case, checked first: no hashing for each child a stop stops.
+            return None;
+        }
+        let seq = self.exits.remove(&pid.get_id())?;
+        let front = self.next - self.items.len() as u64;
+        let slot = self.items.get_mut(usize::try_from(seq - front).ok()?)?;
+        match std::mem::replace(slot, Deferred::Taken) {
+            Deferred::Exit(_, reason) => Some(reason),
+            other => {
+                // The index and the queue disagree; leave the item as it was.
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+        self.exits.clear();
+    }
 }
 
 /// An operation suspended while it waits for children to exit.
@@ -588,7 +660,7 @@ impl<B: Behaviour> Actor for Shell<B> {
             node,
             last_info: None,
             op: None,
-            deferred: VecDeque::new(),
+            deferred: DeferredQueue::default(),
             retries: HashMap::new(),
             kill: KillTimer::default(),
             round_timer: shutdown::ShutdownTimer::default(),
@@ -639,7 +711,7 @@ impl<B: Behaviour> Actor for Shell<B> {
             // Calls that come after the decision to exit get no answer: their callers see the
             // supervisor down.
             _ if state.exiting => {}
-            other if state.op.is_some() => state.deferred.push_back(Deferred::Request(other)),
+            other if state.op.is_some() => state.deferred.push_request(other),
             other => state.request(&myself, other).await,
         }
         state.run_deferred(&myself).await;
@@ -687,9 +759,7 @@ impl<B: Behaviour> Actor for Shell<B> {
         if state.waited_for(&cell.get_id()).is_some() {
             state.exited(&myself, cell, Some(reason)).await;
         } else if state.op.is_some() {
-            state
-                .deferred
-                .push_back(Deferred::Exit(cell.clone(), reason));
+            state.deferred.push_exit(cell.clone(), reason);
         } else {
             state.child_exited(&myself, cell, reason).await;
         }
@@ -806,21 +876,10 @@ impl<B: Behaviour> State<B> {
                     self.child_exited(myself, &cell, reason).await
                 }
                 Some(Deferred::Request(request)) => self.request(myself, request).await,
+                // `pop_front` passes over taken exits already.
+                Some(Deferred::Taken) => {}
                 None => break,
             }
-        }
-    }
-
-    /// A deferred exit of `pid`, taken out of the queue: the child exited by itself before the
-    /// operation that now stops it began.
-    fn take_deferred_exit(&mut self, pid: &ActorCell) -> Option<ExitReason> {
-        let at = self
-            .deferred
-            .iter()
-            .position(|d| matches!(d, Deferred::Exit(cell, _) if cell.get_id() == pid.get_id()))?;
-        match self.deferred.remove(at) {
-            Some(Deferred::Exit(_, reason)) => Some(reason),
-            _ => None,
         }
     }
 
@@ -852,7 +911,7 @@ impl<B: Behaviour> State<B> {
                     self.b.started(result)
                 }
                 Cmd::Terminate { id, pid, shutdown } => {
-                    if let Some(reason) = self.take_deferred_exit(&pid) {
+                    if let Some(reason) = self.deferred.take_exit(&pid) {
                         log_stop(&self.node.path, &id, shutdown, Some(&reason));
                         self.b.terminated(Some(reason))
                     } else if self.b.stops_inline() {
@@ -886,7 +945,7 @@ impl<B: Behaviour> State<B> {
                     let since = tokio::time::Instant::now();
                     let mut earliest = None;
                     for (i, (key, pid, shutdown)) in children.iter().enumerate() {
-                        if let Some(reason) = self.take_deferred_exit(pid) {
+                        if let Some(reason) = self.deferred.take_exit(pid) {
                             log_stop(&self.node.path, key, *shutdown, Some(&reason));
                             results[i].1 = Some(reason);
                             continue;
@@ -1615,5 +1674,73 @@ mod size_tests {
             std::mem::size_of::<<Shell<Static> as Actor>::State>(),
             std::mem::size_of::<usize>()
         );
+    }
+}
+
+#[cfg(test)]
+mod deferred_tests {
+    use super::*;
+
+    struct Idle;
+
+    impl Actor for Idle {
+        type Msg = ();
+        type State = ();
+        type Arguments = ();
+        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
+            Ok(())
+        }
+    }
+
+    fn order(queue: &mut DeferredQueue) -> Vec<String> {
+        std::iter::from_fn(|| queue.pop_front())
+            .map(|item| match item {
+                Deferred::Exit(cell, reason) => format!("exit {} {reason}", cell.get_id()),
+                Deferred::Request(Request::KillDue(n)) => format!("request {n}"),
+                Deferred::Request(_) => "another request".into(),
+                Deferred::Taken => "taken".into(),
+            })
+            .collect()
+    }
+
+    /// Exits taken by a stop, found by id, leave the queue; everything else runs in arrival order,
+    /// requests and exits interleaved; an exit is taken once; the index empties with the queue.
+    #[tokio::test]
+    async fn a_stop_takes_its_childrens_exits_and_the_rest_keeps_its_order() {
+        let mut cells = Vec::new();
+        for _ in 0..4 {
+            let (actor, _) = Actor::spawn(None, Idle, ()).await.expect("spawned");
+            cells.push(actor.get_cell());
+        }
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| cells[i].clone());
+        let mut queue = DeferredQueue::default();
+        queue.push_request(Request::KillDue(1));
+        queue.push_exit(a.clone(), ExitReason::Normal);
+        queue.push_exit(b.clone(), ExitReason::Error("b broke".into()));
+        queue.push_request(Request::KillDue(2));
+        queue.push_exit(c.clone(), ExitReason::Killed);
+        assert_eq!(
+            queue.take_exit(&b),
+            Some(ExitReason::Error("b broke".into()))
+        );
+        assert_eq!(queue.take_exit(&b), None, "an exit is taken once");
+        assert_eq!(queue.take_exit(&d), None, "d never exited");
+        // Runs part of the queue, as `run_deferred` does until another operation waits.
+        assert_eq!(queue.pop_front().map(|_| ()), Some(()));
+        assert_eq!(queue.take_exit(&c), Some(ExitReason::Killed));
+        queue.push_exit(d.clone(), ExitReason::Shutdown);
+        assert_eq!(
+            order(&mut queue),
+            [
+                format!("exit {} {}", a.get_id(), ExitReason::Normal),
+                "request 2".into(),
+                format!("exit {} {}", d.get_id(), ExitReason::Shutdown),
+            ]
+        );
+        assert!(queue.exits.is_empty(), "every exit was handed out");
+        assert_eq!(queue.take_exit(&a), None, "a ran already");
+        for cell in cells {
+            cell.stop(None);
+        }
     }
 }
