@@ -1680,17 +1680,7 @@ mod size_tests {
 #[cfg(test)]
 mod deferred_tests {
     use super::*;
-
-    struct Idle;
-
-    impl Actor for Idle {
-        type Msg = ();
-        type State = ();
-        type Arguments = ();
-        async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> {
-            Ok(())
-        }
-    }
+    use crate::shutdown::tests::idle;
 
     fn order(queue: &mut DeferredQueue) -> Vec<String> {
         std::iter::from_fn(|| queue.pop_front())
@@ -1709,8 +1699,7 @@ mod deferred_tests {
     async fn a_stop_takes_its_childrens_exits_and_the_rest_keeps_its_order() {
         let mut cells = Vec::new();
         for _ in 0..4 {
-            let (actor, _) = Actor::spawn(None, Idle, ()).await.expect("spawned");
-            cells.push(actor.get_cell());
+            cells.push(idle().await);
         }
         let [a, b, c, d] = [0, 1, 2, 3].map(|i| cells[i].clone());
         let mut queue = DeferredQueue::default();

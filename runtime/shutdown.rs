@@ -175,7 +175,7 @@ async fn wait_out(cells: &[ActorCell], policy: Shutdown) -> Vec<ExitReason> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The grace timer a restart round reuses from child to child, on tokio's paused clock: time
     //! moves only by `advance` or when every task waits on a timer, so the kill instants below are
     //! exact however loaded the machine is.
@@ -215,7 +215,8 @@ mod tests {
         }
     }
 
-    async fn idle() -> ractor::ActorCell {
+    /// A running actor that does nothing, for tests that need a real cell (the shell's too).
+    pub(crate) async fn idle() -> ractor::ActorCell {
         let (child, _) = Actor::spawn(None, Child, ()).await.expect("child spawns");
         child.get_cell()
     }
